@@ -1,0 +1,412 @@
+"""Canonical records (characters, episodes, shots, ...) with full revision history, in SQLite.
+
+Only accepted proposals land here. Every change is a new revision; nothing is ever overwritten or
+removed, so undo (`revert`) and delete are themselves revisions and the history stays the
+authorship record. WAL mode lets the studio read while a worker thread writes; one connection is
+shared by threads behind a lock because the UI calls from worker threads.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+import threading
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from memory.errors import InputError, ProjectError, RecordNotFoundError
+
+KINDS = (
+    "series", "style", "character", "location", "prop", "outline", "episode", "beats", "scene",
+    "shot", "line", "glossary", "panel", "take", "voice",
+)
+CANON_SCHEMA_VERSION = 1
+MAX_ID_LENGTH = 200
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS records (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    current_rev INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS revisions (
+    record_id TEXT NOT NULL REFERENCES records(id),
+    rev INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0,
+    note TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (record_id, rev)
+);
+CREATE INDEX IF NOT EXISTS records_kind ON records(kind, seq);
+CREATE TRIGGER IF NOT EXISTS revisions_append_only_update BEFORE UPDATE ON revisions
+BEGIN SELECT RAISE(ABORT, 'canon revisions are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS revisions_append_only_delete BEFORE DELETE ON revisions
+BEGIN SELECT RAISE(ABORT, 'canon revisions are append-only'); END;
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One revision of one canonical record. `data` is a fresh copy; changing it changes nothing."""
+
+    id: str
+    kind: str
+    rev: int
+    data: dict
+    created_at: str
+    actor: str
+    deleted: bool = False
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        """The record's display name (data["name"], else its id)."""
+        name = self.data.get("name")
+        return name if isinstance(name, str) and name.strip() else self.id
+
+
+def connect_sqlite(db_path: Path) -> sqlite3.Connection:
+    """Open a project SQLite file for sharing between threads, in WAL mode with durable commits.
+
+    Autocommit mode (`isolation_level=None`): writers open their own `BEGIN IMMEDIATE` so a
+    read-then-write (next revision number) is atomic across processes too.
+    """
+    db_path = Path(db_path)
+    if not db_path.parent.is_dir():
+        raise ProjectError(
+            f"cannot open {db_path}: folder {db_path.parent} does not exist; open or create the project first"
+        )
+    try:
+        conn = sqlite3.connect(db_path, timeout=15, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.DatabaseError as exc:
+        raise ProjectError(
+            f"{db_path} is not a readable SQLite database ({exc}); restore it from a backup or "
+            "move it away to start an empty one"
+        ) from exc
+    return conn
+
+
+def now_iso() -> str:
+    """UTC time with milliseconds, the one timestamp format of the project store."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def check_json(value: object, where: str) -> None:
+    """Refuse anything that would not come back from JSON exactly as it went in."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InputError(f"{where} is {value!r}; only finite numbers can be stored, use a number or null")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_json(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputError(f"{where} has key {key!r} ({type(key).__name__}); keys must be text")
+            check_json(item, f"{where}.{key}")
+        return
+    raise InputError(
+        f"{where} is a {type(value).__name__} ({str(value)[:60]!r}), which cannot be stored; "
+        "use text, numbers, true/false, null, lists or dicts (e.g. str(path) for a path)"
+    )
+
+
+def slug_for_id(text: str) -> str:
+    """Lower-case words joined by '-', unicode letters kept ("Aiko Mori" -> "aiko-mori")."""
+    normal = unicodedata.normalize("NFKC", text).strip().lower()
+    return re.sub(r"[^\w]+", "-", normal).strip("-_")[:60]
+
+
+class Canon:
+    """The canonical store of one project (canon.sqlite)."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
+        self._lock = threading.Lock()
+        self._conn = connect_sqlite(self.db_path)
+        try:
+            version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > CANON_SCHEMA_VERSION:
+                raise ProjectError(
+                    f"{self.db_path} has canon schema {version}, this Storyreel supports "
+                    f"{CANON_SCHEMA_VERSION}; upgrade Storyreel to open it"
+                )
+            self._conn.executescript(_SCHEMA)
+            if version < CANON_SCHEMA_VERSION:
+                self._conn.execute(f"PRAGMA user_version={CANON_SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise ProjectError(
+                f"{self.db_path} is not a readable canon database ({exc}); restore it from a backup"
+            ) from exc
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # --- writes -------------------------------------------------------------------------
+
+    def create(
+        self,
+        kind: str,
+        data: dict,
+        *,
+        actor: str,
+        record_id: str | None = None,
+        note: str = "",
+    ) -> Record:
+        """Add a new record at rev 1. The id defaults to "<kind>-<slug of name>" when free."""
+        if kind not in KINDS:
+            raise InputError(f"unknown record kind {kind!r}; use one of {', '.join(KINDS)}")
+        payload = self._encode(data, kind)
+        self._check_actor(actor)
+        if record_id is not None:
+            self._check_id(record_id)
+        with self._write() as conn:
+            if record_id is None:
+                record_id = self._new_id(conn, kind, data)
+            elif conn.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone():
+                raise InputError(
+                    f"record id {record_id!r} already exists; revise it, or create without record_id"
+                )
+            conn.execute(
+                "INSERT INTO records(id, kind, current_rev) VALUES (?, ?, 1)", (record_id, kind)
+            )
+            return self._insert_revision(conn, record_id, kind, 1, payload, actor, False, note)
+
+    def revise(self, record_id: str, data: dict, *, actor: str, note: str = "") -> Record:
+        """Store `data` as the record's next revision; older revisions stay as they were."""
+        self._check_actor(actor)
+        with self._write() as conn:
+            current = self._current(conn, record_id)
+            if current.deleted:
+                raise InputError(
+                    f"record {record_id!r} is deleted (rev {current.rev}); revert it to an earlier "
+                    "rev before revising"
+                )
+            payload = self._encode(data, current.kind)
+            return self._insert_revision(
+                conn, record_id, current.kind, current.rev + 1, payload, actor, False, note
+            )
+
+    def revert(self, record_id: str, to_rev: int, *, actor: str, note: str = "") -> Record:
+        """Undo as a new revision whose data equals rev `to_rev`; also brings back a deleted record."""
+        self._check_actor(actor)
+        with self._write() as conn:
+            current = self._current(conn, record_id)
+            target = self._revision(conn, record_id, to_rev)
+            if target.deleted:
+                raise InputError(
+                    f"rev {to_rev} of {record_id!r} is a deletion; revert to a rev before it, "
+                    "or use delete()"
+                )
+            payload = json.dumps(target.data, ensure_ascii=False)
+            return self._insert_revision(
+                conn, record_id, current.kind, current.rev + 1, payload, actor, False,
+                note or f"revert to rev {to_rev}",
+            )
+
+    def delete(self, record_id: str, *, actor: str, note: str = "") -> Record:
+        """Hide a record behind a tombstone revision (keeps the last data for history/revert)."""
+        self._check_actor(actor)
+        with self._write() as conn:
+            current = self._current(conn, record_id)
+            if current.deleted:
+                raise InputError(f"record {record_id!r} is already deleted (rev {current.rev})")
+            payload = json.dumps(current.data, ensure_ascii=False)
+            return self._insert_revision(
+                conn, record_id, current.kind, current.rev + 1, payload, actor, True, note or "deleted"
+            )
+
+    # --- reads --------------------------------------------------------------------------
+
+    def get(self, record_id: str, rev: int | None = None) -> Record:
+        """The current revision, or revision `rev`, of a record (deleted ones included)."""
+        with self._lock:
+            if rev is None:
+                return self._current(self._conn, record_id)
+            return self._revision(self._conn, record_id, rev)
+
+    def list(self, kind: str | None = None, *, include_deleted: bool = False) -> list[Record]:
+        """Current revision of every record (of `kind`), in creation order."""
+        if kind is not None and kind not in KINDS:
+            raise InputError(f"unknown record kind {kind!r}; use one of {', '.join(KINDS)}")
+        sql = (
+            "SELECT v.* FROM records r JOIN revisions v ON v.record_id = r.id AND v.rev = r.current_rev"
+        )
+        where, args = [], []
+        if kind is not None:
+            where.append("r.kind = ?")
+            args.append(kind)
+        if not include_deleted:
+            where.append("v.deleted = 0")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY r.seq"
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        return [self._row_to_record(row) for row in rows]
+
+    def history(self, record_id: str) -> list[Record]:
+        """Every revision of a record, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM revisions WHERE record_id=? ORDER BY rev", (record_id,)
+            ).fetchall()
+        if not rows:
+            raise RecordNotFoundError(f"no canon record {record_id!r}; list records to see the ids")
+        return [self._row_to_record(row) for row in rows]
+
+    def find_by_name(self, kind: str, name: str) -> Record | None:
+        """The live record of `kind` whose data["name"] matches `name`, ignoring case."""
+        wanted = name.strip().casefold()
+        for record in self.list(kind):
+            value = record.data.get("name")
+            if isinstance(value, str) and value.strip().casefold() == wanted:
+                return record
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Canon:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _write(self) -> _WriteTransaction:
+        return _WriteTransaction(self._lock, self._conn)
+
+    @staticmethod
+    def _encode(data: dict, kind: str) -> str:
+        if not isinstance(data, dict):
+            raise InputError(f"{kind} data must be a dict, got {type(data).__name__}: {str(data)[:60]!r}")
+        check_json(data, f"{kind} data")
+        return json.dumps(data, ensure_ascii=False)
+
+    @staticmethod
+    def _check_actor(actor: str) -> None:
+        if not isinstance(actor, str) or not actor.strip():
+            raise InputError(f"actor {actor!r} must be non-empty text, e.g. 'human' or 'assistant'")
+
+    @staticmethod
+    def _check_id(record_id: str) -> None:
+        if (
+            not isinstance(record_id, str)
+            or not record_id.strip()
+            or len(record_id) > MAX_ID_LENGTH
+            or any(ch.isspace() or not ch.isprintable() for ch in record_id)
+        ):
+            raise InputError(
+                f"record id {record_id!r} must be 1-{MAX_ID_LENGTH} printable characters without "
+                "spaces, e.g. 'character-aiko'"
+            )
+
+    @staticmethod
+    def _new_id(conn: sqlite3.Connection, kind: str, data: dict) -> str:
+        name = data.get("name")
+        if isinstance(name, str) and (slug := slug_for_id(name)):
+            candidate = f"{kind}-{slug}"
+            if not conn.execute("SELECT 1 FROM records WHERE id=?", (candidate,)).fetchone():
+                return candidate
+        while True:
+            candidate = f"{kind}-{uuid.uuid4().hex[:8]}"
+            if not conn.execute("SELECT 1 FROM records WHERE id=?", (candidate,)).fetchone():
+                return candidate
+
+    def _insert_revision(
+        self,
+        conn: sqlite3.Connection,
+        record_id: str,
+        kind: str,
+        rev: int,
+        payload: str,
+        actor: str,
+        deleted: bool,
+        note: str,
+    ) -> Record:
+        created_at = now_iso()
+        conn.execute(
+            "INSERT INTO revisions(record_id, rev, kind, data, created_at, actor, deleted, note)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (record_id, rev, kind, payload, created_at, actor, int(deleted), str(note)),
+        )
+        conn.execute("UPDATE records SET current_rev=? WHERE id=?", (rev, record_id))
+        return Record(
+            id=record_id, kind=kind, rev=rev, data=json.loads(payload), created_at=created_at,
+            actor=actor, deleted=deleted, note=str(note),
+        )
+
+    def _current(self, conn: sqlite3.Connection, record_id: str) -> Record:
+        row = conn.execute(
+            "SELECT v.* FROM records r JOIN revisions v ON v.record_id = r.id AND v.rev = r.current_rev"
+            " WHERE r.id = ?",
+            (record_id,),
+        ).fetchone()
+        if row is None:
+            raise RecordNotFoundError(f"no canon record {record_id!r}; list records to see the ids")
+        return self._row_to_record(row)
+
+    def _revision(self, conn: sqlite3.Connection, record_id: str, rev: int) -> Record:
+        row = conn.execute(
+            "SELECT * FROM revisions WHERE record_id=? AND rev=?", (record_id, rev)
+        ).fetchone()
+        if row is None:
+            latest = conn.execute(
+                "SELECT current_rev FROM records WHERE id=?", (record_id,)
+            ).fetchone()
+            if latest is None:
+                raise RecordNotFoundError(f"no canon record {record_id!r}; list records to see the ids")
+            raise RecordNotFoundError(
+                f"record {record_id!r} has no rev {rev!r}; its revisions are 1..{latest[0]}"
+            )
+        return self._row_to_record(row)
+
+    @staticmethod
+    def _row_to_record(row: tuple) -> Record:
+        record_id, rev, kind, data, created_at, actor, deleted, note = row
+        return Record(
+            id=record_id, kind=kind, rev=rev, data=json.loads(data), created_at=created_at,
+            actor=actor, deleted=bool(deleted), note=note,
+        )
+
+
+class _WriteTransaction:
+    """Thread lock + `BEGIN IMMEDIATE` ... COMMIT (ROLLBACK on any error)."""
+
+    def __init__(self, lock: threading.Lock, conn: sqlite3.Connection) -> None:
+        self._lock = lock
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._conn
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        try:
+            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._lock.release()
