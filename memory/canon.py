@@ -15,8 +15,9 @@ import threading
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Self
 
 from memory.errors import InputError, ProjectError, RecordNotFoundError
 
@@ -99,7 +100,7 @@ def connect_sqlite(db_path: Path) -> sqlite3.Connection:
 
 def now_iso() -> str:
     """UTC time with milliseconds, the one timestamp format of the project store."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def check_json(value: object, where: str) -> None:
@@ -284,7 +285,7 @@ class Canon:
         with self._lock:
             self._conn.close()
 
-    def __enter__(self) -> Canon:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

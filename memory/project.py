@@ -16,9 +16,10 @@ import tempfile
 import tomllib
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from memory.errors import (
     InputError,
@@ -203,7 +204,7 @@ def fsync_dir(folder: Path) -> None:
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _toml_key(key: str) -> str:
@@ -324,6 +325,11 @@ def open_project(path: Path) -> Project:
             "Fix that line by hand or restore the file from a backup"
         ) from exc
     found = settings.get("schema_version")
+    if found is None:
+        raise CorruptProjectError(
+            f"{settings_path} has no schema_version; nothing was changed. Add the line "
+            f"`schema_version = {SCHEMA_VERSION}` at its top if this is a Storyreel project"
+        )
     if found != SCHEMA_VERSION or isinstance(found, bool):
         raise SchemaVersionError(
             f"{settings_path} has schema_version {found!r}, but this Storyreel supports only "
@@ -390,7 +396,7 @@ class ProjectLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self) -> ProjectLock:
+    def acquire(self) -> Self:
         if self._fd is not None:
             return self
         path = self.project.lock_path
@@ -438,7 +444,7 @@ class ProjectLock:
         host = info.get("host", "unknown host")
         return f"pid {pid} on {host}"
 
-    def __enter__(self) -> ProjectLock:
+    def __enter__(self) -> Self:
         return self.acquire()
 
     def __exit__(

@@ -155,6 +155,16 @@ def test_open_unknown_schema_version(tmp_path: Path) -> None:
     assert "upgrade Storyreel" in message
 
 
+def test_open_without_schema_version_says_what_to_add(tmp_path: Path) -> None:
+    project = create_project(tmp_path, "Fox Rain")
+    project.settings_path.write_text('name = "Fox Rain"\n')
+    with pytest.raises(CorruptProjectError, match="no schema_version.*schema_version = 1"):
+        open_project(project.root)
+    project.settings_path.write_text('schema_version = true\nname = "Fox Rain"\n')
+    with pytest.raises(SchemaVersionError, match="True"):
+        open_project(project.root)
+
+
 def test_update_settings_merges_and_round_trips(tmp_path: Path) -> None:
     project = create_project(tmp_path, "Fox Rain")
     updated = update_project_settings(
