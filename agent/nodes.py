@@ -1,0 +1,439 @@
+"""The director's steps. Costly work (retrieval, the LLM) happens only in `propose` and `respond`;
+`review` and `wait_input` only read state, ask, and route.
+
+Graph: plan_next -> propose -> review -> (commit -> plan_next | propose | respond | review)
+       plan_next -> wait_input -> (plan_next | respond);  respond -> (review | wait_input | propose)
+"""
+from __future__ import annotations
+
+import difflib
+import re
+import uuid
+from typing import Any, Literal
+
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+from pydantic import ValidationError
+
+from agent import prompts
+from agent.context import DirectorContext
+from agent.llm import generate_structured
+from agent.review import ReviewRequest, ask
+from agent.schemas import (
+    PROPOSAL_MODELS, PROPOSAL_TITLES, beats_problems, proposal_model, scene_problems, validate_proposal,
+)
+from agent.state import DirectorState, Pending, Task
+from memory.bible import record_text
+from memory.canon import Canon, Record
+from memory.errors import LLMOutputError, RecordNotFoundError, StoryreelError
+
+EDITABLE_KINDS = ("character", "location", "prop", "style", "series", "outline", "beats", "scene")
+QUESTION_START = re.compile(
+    r"^\s*(what|who|where|when|why|how|which|does|do|is|are|can|could|tell me|describe|list|show)\b",
+    re.IGNORECASE)
+ADD_REQUEST = re.compile(r"\b(add|new|another|create)\b.*\b(character|location|place|prop)\b", re.IGNORECASE)
+MAX_ATTEMPTS = 12   # proposals for one task (rejections + redos) before the agent asks for direction
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def next_task(canon: Canon, ctx: DirectorContext) -> Task | None:
+    """The next proposal the writers' room makes, from what canon already holds."""
+    t = ctx.targets
+    if not canon.list("series"):
+        return {"kind": "series", "target_id": None}
+    for kind, want in (("character", t.characters), ("location", t.locations), ("prop", t.props)):
+        if len(canon.list(kind)) < want:
+            return {"kind": kind, "target_id": None}
+    if not canon.list("outline"):
+        return {"kind": "outline", "target_id": None}
+    if not _get(canon, "beats-ep1"):
+        return {"kind": "beats", "target_id": None, "episode": 1}
+    scenes = [r for r in canon.list("scene") if r.data.get("episode") == 1]
+    if len(scenes) < t.scenes:
+        return {"kind": "scene", "target_id": None, "episode": 1, "number": len(scenes) + 1}
+    return None
+
+
+def plan_next(state: DirectorState, runtime: Runtime[DirectorContext]
+              ) -> Command[Literal["propose", "wait_input"]]:
+    stash = list(state.get("stash") or [])
+    task = stash.pop() if stash else None
+    if task is None and state.get("premise"):
+        task = next_task(runtime.context.canon, runtime.context)
+    base = {"stash": stash, "notes": [], "rejected": [], "pending": None, "review_error": None}
+    if task is None:
+        return Command(goto="wait_input", update={**base, "task": None})
+    return Command(goto="propose", update={**base, "task": task})
+
+
+def wait_input(state: DirectorState) -> Command[Literal["plan_next", "respond", "wait_input"]]:
+    """Wait for a message: the premise first, then questions and change requests."""
+    premise = state.get("premise")
+    prompt = ("Tell me the premise of your series: who, where, and what goes wrong."
+              if not premise else
+              "The writers' room is up to date. Ask about the bible, request a change "
+              "(\"make Ren older\"), or add a character, location or prop.")
+    decision = ask(ReviewRequest(kind="input", prompt=prompt))
+    if decision["type"] != "chat":
+        return Command(goto="wait_input")
+    text = decision["text"].strip()
+    user = {"role": "user", "content": text}
+    if not premise:
+        return Command(goto="plan_next", update={"premise": text, "messages": [user]})
+    return Command(goto="respond", update={"reply": text, "messages": [user]})
+
+
+# ----------------------------------------------------------------------------- proposing
+
+
+def _get(canon: Canon, record_id: str) -> Record | None:
+    try:
+        rec = canon.get(record_id)
+    except RecordNotFoundError:
+        return None
+    return None if rec.deleted else rec
+
+
+def _names(canon: Canon, kind: str) -> list[str]:
+    return [str(r.data.get("name")) for r in canon.list(kind) if r.data.get("name")]
+
+
+def _retrieve(ctx: DirectorContext, task: Task, premise: str) -> tuple[list[str], list[str]]:
+    """Bible records relevant to this task: ids for the record, texts for the prompt."""
+    kind = task["kind"]
+    kinds_for = {
+        "series": ["series", "style"],
+        "character": ["series", "style", "character"],
+        "location": ["series", "style", "location"],
+        "prop": ["series", "character", "prop", "location"],
+        "outline": ["series", "character", "location"],
+        "beats": ["series", "outline", "character", "location"],
+        "scene": ["beats", "character", "location", "prop", "scene", "series"],
+    }
+    query = " ".join(filter(None, [task.get("request", ""), premise, kind]))
+    hits = ctx.bible.search(query, kinds=kinds_for.get(kind), k=ctx.retrieval_k)
+    ids = [h.record_id for h in hits]
+    texts = [h.text for h in hits]
+    if kind == "scene":  # the whole cast and every place, so the scene can stay consistent
+        for rec in [*ctx.canon.list("character"), *ctx.canon.list("location")]:
+            if rec.id not in ids:
+                ids.append(rec.id)
+                texts.append(record_text(rec))
+        beats = _get(ctx.canon, f"beats-ep{task.get('episode', 1)}")
+        if beats and beats.id not in ids:
+            ids.append(beats.id)
+            texts.append(record_text(beats))
+    return ids, [t[:400] for t in texts]
+
+
+def _current_data(canon: Canon, task: Task) -> dict[str, Any] | None:
+    target = task.get("target_id")
+    if not target:
+        return None
+    if task["kind"] == "series":
+        series, style = _get(canon, "series"), _get(canon, "style")
+        return {**(series.data if series else {}), **(style.data if style else {})}
+    rec = _get(canon, target)
+    return dict(rec.data) if rec else None
+
+
+def _shape_fix(kind: str, data: dict[str, Any], cast: list[str], places: list[str]) -> list[str]:
+    """Make a draft consistent with canon when the model would not; returns what was changed."""
+    fixed: list[str] = []
+    if kind == "scene" and cast and places:
+        def closest(name: str, options: list[str]) -> str:
+            match = difflib.get_close_matches(name, options, n=1, cutoff=0.0)
+            return match[0] if match else options[0]
+        if data["location"] not in places:
+            fixed.append(f"location {data['location']!r} -> {closest(data['location'], places)!r}")
+            data["location"] = closest(data["location"], places)
+        speakers = [*cast, "Narrator"]
+        for line in data["lines"]:
+            if line["speaker"] not in speakers:
+                new = closest(line["speaker"], cast)
+                fixed.append(f"speaker {line['speaker']!r} -> {new!r}")
+                line["speaker"] = new
+        data["characters"] = [c if c in cast else closest(c, cast) for c in data["characters"]]
+        for line in data["lines"]:
+            if line["speaker"] != "Narrator" and line["speaker"] not in data["characters"]:
+                data["characters"].append(line["speaker"])
+    if kind == "beats" and beats_problems(data):
+        beats = data["beats"]
+        beats[0]["kind"], beats[-1]["kind"] = "hook", "cliffhanger"
+        if not any(b["kind"] == "twist" for b in beats):
+            beats[len(beats) // 2 if len(beats) > 2 else -1]["kind"] = "twist"
+        fixed.append("beat kinds reordered into hook … twist … cliffhanger")
+    return fixed
+
+
+def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[Literal["review"]]:
+    """Retrieve from the bible, ask the LLM for one validated proposal, put it on the card."""
+    ctx = runtime.context
+    task: Task = state["task"] or {"kind": "series"}
+    kind = task["kind"]
+    prev = state.get("pending") or {}
+    attempt = int(prev.get("attempt", 0)) + 1 if prev.get("kind") == kind else 1
+    seed = int(prev.get("seed", 0)) + 1 if prev else 0
+    pending: Pending = {"proposal_id": uuid.uuid4().hex[:12], "kind": kind,
+                        "target_id": task.get("target_id"), "data": None, "failure": None,
+                        "warnings": [], "retrieved": [], "attempt": attempt, "seed": seed}
+    cast, places = _names(ctx.canon, "character"), _names(ctx.canon, "location")
+    try:
+        ids, texts = _retrieve(ctx, task, state.get("premise", ""))
+        pending["retrieved"] = ids
+        current = _current_data(ctx.canon, task)
+        existing = {"character": cast, "location": places, "prop": _names(ctx.canon, "prop")}
+        messages = prompts.proposal_messages(
+            kind=kind, premise=state.get("premise", ""), bible=texts, task=task,
+            notes=list(state.get("notes") or []), rejected=list(state.get("rejected") or []),
+            current=current, existing_names=existing.get(kind, []) if current is None else [],
+            episodes=ctx.targets.episodes)
+        model = proposal_model(kind, cast=cast, places=places)
+        check = None
+        if kind == "scene":
+            def check(p: Any) -> list[str]:
+                return scene_problems(p.model_dump(), cast, places)
+        elif kind == "beats":
+            def check(p: Any) -> list[str]:
+                return beats_problems(p.model_dump())
+        try:
+            result = generate_structured(ctx.llm, messages, model, retries=ctx.repair_retries,
+                                         check=check, seed=seed)
+            data = result.model_dump()
+        except LLMOutputError as exc:
+            # Valid JSON that only broke a canon rule is fixable; anything else is a failure card.
+            data = _parse_lenient(PROPOSAL_MODELS[kind], exc)
+            if data is None:
+                raise
+        if kind == "beats":
+            data["episode"] = task.get("episode", data.get("episode", 1))
+        if kind == "scene":
+            data["episode"], data["number"] = task.get("episode", 1), task.get("number", 1)
+        pending["warnings"] = [f"auto-fixed: {f}" for f in _shape_fix(kind, data, cast, places)]
+        pending["data"] = validate_proposal(kind, data)
+    except StoryreelError as exc:
+        pending["failure"] = str(exc)
+    ctx.ledger.append(actor="assistant", action="propose" if not pending["failure"] else "propose-failed",
+                      record_id=task.get("target_id"), kind=kind,
+                      inputs={"proposal_id": pending["proposal_id"], "task": task,
+                              "retrieved": pending["retrieved"], "notes": state.get("notes") or [],
+                              "data": pending["data"]},
+                      note=pending["failure"] or prompts.summarise(kind, pending["data"]))
+    title = PROPOSAL_TITLES.get(kind, kind)
+    text = (f"Proposal: {title} — {prompts.summarise(kind, pending['data'])}. Review it on the card."
+            if not pending["failure"] else f"I could not make a {title.lower()} proposal: "
+            f"{pending['failure']}. Press Redo to try again, or edit the fields yourself.")
+    return Command(goto="review", update={"pending": pending, "review_error": None,
+                                          "messages": [{"role": "assistant", "content": text}]})
+
+
+def _parse_lenient(model: Any, exc: LLMOutputError) -> dict[str, Any] | None:
+    raw = getattr(exc, "raw", "") or ""
+    start = raw.find("{")
+    if start < 0:
+        return None
+    try:
+        return model.model_validate_json(raw[start:raw.rfind("}") + 1]).model_dump()
+    except (ValidationError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- reviewing
+
+
+def review_request(state: DirectorState) -> ReviewRequest:
+    pending = state.get("pending") or {}
+    kind = pending.get("kind", "")
+    title = PROPOSAL_TITLES.get(kind, kind)
+    if pending.get("target_id"):
+        title = f"{title} (revision of {pending['target_id']})"
+    return ReviewRequest(kind=kind, proposal_id=pending.get("proposal_id", ""), title=title,
+                         data=pending.get("data"), target_id=pending.get("target_id"),
+                         failure=pending.get("failure"), warnings=list(pending.get("warnings") or []),
+                         error=state.get("review_error"), attempt=int(pending.get("attempt", 1)))
+
+
+def review(state: DirectorState, runtime: Runtime[DirectorContext]
+           ) -> Command[Literal["commit", "propose", "respond", "review", "wait_input"]]:
+    """The review gate: accept, edit, reject with a note, redo, or chat."""
+    decision = ask(review_request(state))
+    pending = state.get("pending") or {}
+    kind, kind_t = pending.get("kind", ""), decision["type"]
+    if kind_t == "chat":
+        text = decision["text"].strip()
+        return Command(goto="respond", update={"reply": text,
+                                               "messages": [{"role": "user", "content": text}]})
+    if kind_t in ("accept", "edit"):
+        data = decision.get("data") if kind_t == "edit" else pending.get("data")
+        if data is None:
+            return Command(goto="review", update={
+                "review_error": "There is no proposal to accept: press Redo, or Edit to write it yourself."})
+        try:
+            data = validate_proposal(kind, data)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            return Command(goto="review", update={"review_error": f"The edit is not valid: {problems}"})
+        return Command(goto="commit", update={"pending": {**pending, "data": data,
+                                                          "decided": kind_t,
+                                                          "actor": decision.get("actor", "human")}})
+    ctx = runtime.context
+    attempt = int(pending.get("attempt", 1))
+    note = decision.get("note", "").strip()
+    ctx.ledger.append(actor=decision.get("actor", "human"), action=kind_t, record_id=pending.get("target_id"),
+                      kind=kind, inputs={"proposal_id": pending.get("proposal_id"), "note": note},
+                      note=note)
+    if attempt >= MAX_ATTEMPTS:
+        return Command(goto="wait_input", update={
+            "pending": None, "task": None, "messages": [{"role": "assistant", "content": (
+                f"That was take {attempt} of this {kind}; I'll stop here so we don't loop. Tell me "
+                "what you want in a message, or write it yourself with Edit on a new proposal.")}]})
+    update: dict[str, Any] = {}
+    if kind_t == "reject":
+        update["rejected"] = [*(state.get("rejected") or []), prompts.summarise(kind, pending.get("data"))]
+        if note:
+            update["notes"] = [*(state.get("notes") or []), note]
+            update["messages"] = [{"role": "user", "content": f"(rejected) {note}"}]
+    return Command(goto="propose", update=update)
+
+
+# ----------------------------------------------------------------------------- committing
+
+
+def _record_id_for(kind: str, data: dict[str, Any]) -> str | None:
+    if kind == "beats":
+        return f"beats-ep{data['episode']}"
+    if kind == "scene":
+        return f"scene-ep{data['episode']}-{data['number']}"
+    if kind in ("outline", "series", "style"):
+        return kind
+    return None
+
+
+def _upsert(canon: Canon, kind: str, data: dict[str, Any], record_id: str | None, *, actor: str,
+            note: str) -> Record:
+    if record_id and _exists(canon, record_id):
+        return canon.revise(record_id, data, actor=actor, note=note)
+    return canon.create(kind, data, actor=actor, record_id=record_id, note=note)
+
+
+def _exists(canon: Canon, record_id: str) -> bool:
+    try:
+        canon.get(record_id)
+        return True
+    except RecordNotFoundError:
+        return False
+
+
+def write_proposal(ctx: DirectorContext, kind: str, data: dict[str, Any], target_id: str | None,
+                   *, actor: str, note: str) -> list[Record]:
+    """Turn an accepted proposal into canon records (new, or a new revision of the target)."""
+    canon = ctx.canon
+    if kind == "series":
+        series = {k: data[k] for k in ("title", "logline")}
+        style = {k: data[k] for k in ("art_style", "palette", "tone", "target_episode_seconds")}
+        return [_upsert(canon, "series", series, "series", actor=actor, note=note),
+                _upsert(canon, "style", style, "style", actor=actor, note=note)]
+    record_id = target_id or _record_id_for(kind, data)
+    if kind == "scene":  # stable line ids: takes and captions refer to them in later slices
+        data["lines"] = [{**line, "id": f"{record_id}-l{i}"} for i, line in enumerate(data["lines"], 1)]
+    records = [_upsert(canon, kind, data, record_id, actor=actor, note=note)]
+    if kind == "outline":
+        for ep in data["episodes"]:
+            records.append(_upsert(canon, "episode", dict(ep), f"episode-{ep['number']}", actor=actor,
+                                   note=note))
+    return records
+
+
+def commit(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[Literal["plan_next"]]:
+    """Write the accepted proposal to canon, the bible index and the ledger, then plan the next one."""
+    ctx = runtime.context
+    pending = state.get("pending") or {}
+    kind, pid = pending["kind"], pending["proposal_id"]
+    actor = pending.get("actor", "human")
+    action = pending.get("decided", "accept")
+    note = f"proposal {pid}"
+    already = [e for e in ctx.ledger.entries() if e.get("note") == note and e.get("action") in ("accept", "edit")]
+    records: list[Record] = []
+    if not already:  # a crash between writing and checkpointing re-runs this node: write once
+        records = write_proposal(ctx, kind, dict(pending["data"]), pending.get("target_id"),
+                                 actor=actor, note=note)
+        for rec in records:
+            ctx.bible.index(rec)
+        for rec in records:
+            ctx.ledger.append(actor=actor, action=action, record_id=rec.id, kind=rec.kind, rev=rec.rev,
+                              inputs={"proposal_id": pid, "data": rec.data,
+                                      "retrieved": pending.get("retrieved", []),
+                                      "notes": state.get("notes") or [], "premise": state.get("premise")},
+                              note=note)
+    names = ", ".join(f"{r.id} (rev {r.rev})" for r in records) or "already saved"
+    verb = "Edited and accepted" if action == "edit" else "Accepted"
+    who = " automatically (--auto-accept)" if actor == "auto" else ""
+    return Command(goto="plan_next", update={
+        "pending": None, "task": None, "review_error": None,
+        "messages": [{"role": "assistant", "content": f"{verb}{who}: {names}. It is canon now."}]})
+
+
+# ----------------------------------------------------------------------------- chatting
+
+
+def _find_target(ctx: DirectorContext, text: str) -> Record | None:
+    """The canon record a change request is about: a name mentioned in it, else the best bible hit."""
+    lowered = text.casefold()
+    best: Record | None = None
+    for rec in ctx.canon.list():
+        name = str(rec.data.get("name") or rec.data.get("title") or "")
+        if rec.kind in EDITABLE_KINDS and name and re.search(rf"\b{re.escape(name.casefold())}\b", lowered):
+            if best is None or len(name) > len(str(best.data.get("name") or best.data.get("title"))):
+                best = rec
+    if best is None and re.search(r"\b(palette|style|tone|colou?rs?|logline|art)\b", lowered):
+        best = _get(ctx.canon, "style")
+    return best
+
+
+def respond(state: DirectorState, runtime: Runtime[DirectorContext]
+            ) -> Command[Literal["review", "wait_input", "propose"]]:
+    """Answer a question from the bible, or turn a change request into a proposal."""
+    ctx = runtime.context
+    text = (state.get("reply") or "").strip()
+    pending = state.get("pending")
+    back = "review" if pending else "wait_input"
+    if text.endswith("?") or QUESTION_START.match(text):
+        hits = ctx.bible.search(text, k=4)
+        texts = [h.text for h in hits]
+        try:
+            answer = ctx.llm.complete(prompts.answer_messages(text, texts), temperature=0.2,
+                                      max_tokens=160).strip()
+        except StoryreelError as exc:
+            answer = f"(I could not ask the model: {exc})"
+        if hits:
+            answer += "\n\nFrom the bible: " + " · ".join(t[:200] for t in texts[:2])
+        return Command(goto=back, update={"reply": None,
+                                          "messages": [{"role": "assistant", "content": answer}]})
+    add = ADD_REQUEST.search(text)
+    if add:
+        kind = {"place": "location"}.get(add.group(2).lower(), add.group(2).lower())
+        task: Task = {"kind": kind, "target_id": None, "request": text}
+    else:
+        target = _find_target(ctx, text)
+        if target is None or (pending and pending.get("data") and
+                              str(pending["data"].get("name", "")).casefold()
+                              == str(target.data.get("name", "")).casefold() and not pending.get("target_id")):
+            if pending:  # a change to the draft on the card: a note for the next take
+                return Command(goto="propose", update={
+                    "reply": None, "notes": [*(state.get("notes") or []), text],
+                    "rejected": [*(state.get("rejected") or []),
+                                 prompts.summarise(pending.get("kind", ""), pending.get("data"))]})
+            return Command(goto="wait_input", update={"reply": None, "messages": [{
+                "role": "assistant", "content": "I couldn't tell which record to change. Name the "
+                "character, location or prop (for example: \"make Ren older\")."}]})
+        kind = "series" if target.kind in ("style", "series") else target.kind
+        task = {"kind": kind, "target_id": target.id, "request": text}
+        if kind in ("beats", "scene"):
+            task.update(episode=target.data.get("episode", 1), number=target.data.get("number", 1))
+    stash = list(state.get("stash") or [])
+    if pending and state.get("task"):
+        stash.append(state["task"])  # come back to the interrupted proposal afterwards
+    return Command(goto="propose", update={"reply": None, "task": task, "stash": stash, "notes": [],
+                                           "rejected": [], "pending": None})

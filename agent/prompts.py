@@ -1,0 +1,104 @@
+"""Every prompt text the director agent sends, in one place.
+
+Prompts are short on purpose: the embedded model has a 4k context and 135M parameters. The JSON
+schema travels separately (response_format), so prompts describe intent, not syntax.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+SYSTEM = (
+    "You are the writers' room assistant for a vertical anime mini drama (short 9:16 episodes). "
+    "You propose; the human director decides. Stay consistent with the story bible entries you are "
+    "given: never change a character's name, look or role unless asked. Answer with JSON only."
+)
+
+TASKS = {
+    "series": (
+        "Propose the series title, a one-sentence logline, and the style guide: art style (as "
+        "image-prompt words, e.g. 'anime cel shading, soft rim light'), a palette of 3-5 colours "
+        "(hex like #1b2a4a), the tone, and the target episode length in seconds (30-90)."
+    ),
+    "character": (
+        "Propose ONE new character for the series: name, role (lead, rival, mentor...), age, "
+        "personality, look as 4-8 reusable image-prompt tags (hair, eyes, outfit, accessory), and "
+        "voice notes (pitch, pace, timbre)."
+    ),
+    "location": "Propose ONE new location: name, short description, and 2-6 image-prompt tags.",
+    "prop": "Propose ONE important prop: name, description, owner (a character name or empty), tags.",
+    "outline": (
+        "Propose the season outline: {episodes} episodes, each with number, title and a one-sentence "
+        "logline. Each episode ends on a cliffhanger."
+    ),
+    "beats": (
+        "Propose the beats of episode {episode} in the mini-drama shape: first a hook (grabs in the "
+        "first seconds), then escalation, a twist, and a cliffhanger last. 4-6 beats, each with kind "
+        "(hook, escalation, twist or cliffhanger) and a one-sentence summary."
+    ),
+    "scene": (
+        "Write scene {number} of episode {episode}: title, location (one from the bible), characters "
+        "present (only from the cast), a short action description, and 3-6 dialogue lines, each "
+        "with speaker (from the cast), the line (short, spoken), and emotion."
+    ),
+}
+
+REVISE = (
+    "Revise this existing {kind} record as the director asks, keeping everything else the same.\n"
+    "Director's request: {request}\nCurrent record: {current}"
+)
+
+ANSWER_SYSTEM = (
+    "You answer the director's questions about their series using only the story bible entries "
+    "given. Be brief (1-3 sentences). If the bible does not say, say so."
+)
+
+
+def _bible_block(entries: list[str]) -> str:
+    if not entries:
+        return "Story bible: (empty so far)"
+    return "Story bible entries:\n" + "\n".join(f"- {e}" for e in entries)
+
+
+def proposal_messages(*, kind: str, premise: str, bible: list[str], task: dict[str, Any],
+                      notes: list[str], rejected: list[str], current: dict[str, Any] | None,
+                      existing_names: list[str], episodes: int) -> list[dict[str, str]]:
+    """Messages asking for one proposal of `kind`."""
+    if current is not None:
+        instruction = REVISE.format(kind=kind, request=task.get("request", ""),
+                                    current=json.dumps(current, ensure_ascii=False))
+    else:
+        instruction = TASKS[kind].format(episodes=episodes, episode=task.get("episode", 1),
+                                         number=task.get("number", 1))
+        if task.get("request"):
+            instruction += f"\nDirector's request: {task['request']}"
+    parts = [f"Premise: {premise}", _bible_block(bible), instruction]
+    if existing_names:
+        parts.append("Already in the bible (do not repeat): " + ", ".join(existing_names))
+    if rejected:
+        parts.append("Drafts the director rejected: " + " | ".join(rejected[-3:]))
+    if notes:
+        parts.append("The director's notes (follow them): " + " | ".join(notes[-3:]))
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n\n".join(parts)}]
+
+
+def answer_messages(question: str, bible: list[str]) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": ANSWER_SYSTEM},
+        {"role": "user", "content": f"{_bible_block(bible)}\n\nQuestion: {question}"},
+    ]
+
+
+def summarise(kind: str, data: dict[str, Any] | None) -> str:
+    """One line about a proposal, for chat messages and rejected-draft memory."""
+    if not data:
+        return kind
+    for key in ("name", "title"):
+        if data.get(key):
+            return f"{kind} {data[key]!s}"[:120]
+    if kind == "outline":
+        return f"outline of {len(data.get('episodes', []))} episodes"
+    if kind == "beats":
+        return f"beats of episode {data.get('episode')}: " + "; ".join(
+            b.get("summary", "")[:40] for b in data.get("beats", []))[:160]
+    return kind

@@ -1,0 +1,172 @@
+"""What the director agent proposes, as pydantic models.
+
+Model output is untrusted: every proposal is parsed and validated against one of these models.
+Length limits bound what a small model can ramble, and they become JSON-schema constraints that a
+grammar-constrained server (llama.cpp) enforces while generating.
+
+`proposal_model(kind, cast=..., places=...)` narrows free-text fields to the names in the accepted
+canon (JSON-schema enums), so that a scene cannot name a speaker or a place the bible lacks.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+Short = Field(min_length=1, max_length=80)
+
+
+class _Proposal(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+class SeriesProposal(_Proposal):
+    """Logline and style guide: committed as one `series` record and one `style` record."""
+
+    title: str = Field(min_length=1, max_length=60)
+    logline: str = Field(min_length=1, max_length=300)
+    art_style: str = Field(min_length=1, max_length=160)
+    palette: list[str] = Field(min_length=2, max_length=6)
+    tone: str = Field(min_length=1, max_length=120)
+    target_episode_seconds: int = Field(default=60, ge=15, le=300)
+
+
+class CharacterProposal(_Proposal):
+    name: str = Field(min_length=1, max_length=40)
+    role: str = Field(min_length=1, max_length=60)
+    age: str = Field(default="", max_length=30)
+    personality: str = Field(min_length=1, max_length=240)
+    look_tags: list[str] = Field(min_length=2, max_length=10)
+    voice_notes: str = Field(default="", max_length=160)
+
+
+class LocationProposal(_Proposal):
+    name: str = Field(min_length=1, max_length=60)
+    description: str = Field(min_length=1, max_length=240)
+    look_tags: list[str] = Field(min_length=1, max_length=8)
+
+
+class PropProposal(_Proposal):
+    name: str = Field(min_length=1, max_length=60)
+    description: str = Field(min_length=1, max_length=240)
+    owner: str = Field(default="", max_length=40)
+    look_tags: list[str] = Field(default_factory=list, max_length=8)
+
+
+class EpisodeLogline(_Proposal):
+    number: int = Field(ge=1, le=100)
+    title: str = Field(min_length=1, max_length=60)
+    logline: str = Field(min_length=1, max_length=240)
+
+
+class OutlineProposal(_Proposal):
+    episodes: list[EpisodeLogline] = Field(min_length=1, max_length=12)
+
+
+BEAT_KINDS = ("hook", "escalation", "twist", "cliffhanger")
+
+
+class Beat(_Proposal):
+    kind: Literal["hook", "escalation", "twist", "cliffhanger"]
+    summary: str = Field(min_length=1, max_length=200)
+
+
+class BeatsProposal(_Proposal):
+    episode: int = Field(ge=1, le=100)
+    beats: list[Beat] = Field(min_length=4, max_length=8)
+
+
+EMOTIONS = ("neutral", "happy", "sad", "angry", "scared", "surprised", "whisper", "shout", "determined")
+
+
+class DialogueLine(_Proposal):
+    speaker: str = Field(min_length=1, max_length=40)
+    line: str = Field(min_length=1, max_length=200)
+    emotion: str = Field(default="neutral", max_length=20)
+
+
+class SceneProposal(_Proposal):
+    episode: int = Field(ge=1, le=100)
+    number: int = Field(ge=1, le=50)
+    title: str = Field(min_length=1, max_length=60)
+    location: str = Field(min_length=1, max_length=60)
+    characters: list[str] = Field(min_length=1, max_length=6)
+    action: str = Field(min_length=1, max_length=400)
+    lines: list[DialogueLine] = Field(min_length=1, max_length=8)
+
+
+PROPOSAL_MODELS: dict[str, type[_Proposal]] = {
+    "series": SeriesProposal,
+    "character": CharacterProposal,
+    "location": LocationProposal,
+    "prop": PropProposal,
+    "outline": OutlineProposal,
+    "beats": BeatsProposal,
+    "scene": SceneProposal,
+}
+
+PROPOSAL_TITLES = {
+    "series": "Logline and style guide",
+    "character": "Character",
+    "location": "Location",
+    "prop": "Prop",
+    "outline": "Season outline",
+    "beats": "Episode beats",
+    "scene": "Scene",
+}
+
+
+def proposal_model(kind: str, *, cast: list[str] | None = None, places: list[str] | None = None
+                   ) -> type[_Proposal]:
+    """The schema to generate `kind` with; scenes are narrowed to the accepted cast and places."""
+    base = PROPOSAL_MODELS[kind]
+    if kind != "scene" or not cast or not places:
+        return base
+    speakers = tuple(dict.fromkeys([*cast, "Narrator"]))
+    speaker_t = Literal[speakers]  # type: ignore[valid-type]
+    cast_t = Literal[tuple(dict.fromkeys(cast))]  # type: ignore[valid-type]
+    place_t = Literal[tuple(dict.fromkeys(places))]  # type: ignore[valid-type]
+    line_model = create_model(
+        "DialogueLine", __base__=DialogueLine,
+        speaker=(speaker_t, ...),
+        emotion=(Literal[EMOTIONS], "neutral"),  # type: ignore[valid-type]
+    )
+    return create_model(
+        "SceneProposal", __base__=SceneProposal,
+        location=(place_t, ...),
+        characters=(list[cast_t], Field(min_length=1, max_length=6)),  # type: ignore[valid-type]
+        lines=(list[line_model], Field(min_length=1, max_length=8)),  # type: ignore[valid-type]
+    )
+
+
+def validate_proposal(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """Validate (edited) proposal data against the plain schema; returns the cleaned dict."""
+    return PROPOSAL_MODELS[kind].model_validate(data).model_dump()
+
+
+def scene_problems(scene: dict[str, Any], cast: list[str], places: list[str]) -> list[str]:
+    """Where a scene contradicts accepted canon: unknown speakers, characters or location."""
+    known = {c.casefold() for c in cast} | {"narrator"}
+    problems: list[str] = []
+    if places and scene.get("location", "").casefold() not in {p.casefold() for p in places}:
+        problems.append(f"location {scene.get('location')!r} is not in the bible; use one of {places}")
+    for name in scene.get("characters", []):
+        if name.casefold() not in known:
+            problems.append(f"character {name!r} is not in the cast; use one of {cast}")
+    for i, line in enumerate(scene.get("lines", []), 1):
+        if line.get("speaker", "").casefold() not in known:
+            problems.append(f"line {i}: speaker {line.get('speaker')!r} is not in the cast; use one of {cast}")
+    return problems
+
+
+def beats_problems(beats: dict[str, Any]) -> list[str]:
+    """The mini-drama shape: a hook first, a twist somewhere, a cliffhanger last."""
+    kinds = [b.get("kind") for b in beats.get("beats", [])]
+    problems = []
+    if not kinds or kinds[0] != "hook":
+        problems.append("the first beat must be the hook")
+    if "twist" not in kinds:
+        problems.append("one beat must be a twist")
+    if not kinds or kinds[-1] != "cliffhanger":
+        problems.append("the last beat must be the cliffhanger")
+    return problems

@@ -1,0 +1,49 @@
+"""Graph state: small, JSON-like, checkpointed. References and text, never images or clients."""
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Any, TypedDict
+
+
+class ChatMessage(TypedDict):
+    role: str          # "user" | "assistant" | "system"
+    content: str
+
+
+class Task(TypedDict, total=False):
+    """What the agent is proposing now."""
+
+    kind: str                 # series | character | location | prop | outline | beats | scene
+    target_id: str | None     # a record being revised (a change request), else a new record
+    request: str              # the director's change request, for revisions
+    episode: int
+    number: int               # scene number
+
+
+class Pending(TypedDict, total=False):
+    """The proposal on the review card."""
+
+    proposal_id: str
+    kind: str
+    target_id: str | None
+    data: dict[str, Any] | None      # None when generation failed
+    failure: str | None              # a clear error with a retry button on the card
+    warnings: list[str]
+    retrieved: list[str]             # bible record ids the generation read
+    attempt: int
+    seed: int
+    decided: str                     # "accept" | "edit", set by the review gate
+    actor: str                       # "human" | "auto"
+
+
+class DirectorState(TypedDict, total=False):
+    premise: str
+    messages: Annotated[list[ChatMessage], operator.add]
+    task: Task | None
+    pending: Pending | None
+    stash: list[Task]                # tasks interrupted by a change request, resumed afterwards
+    notes: list[str]                 # rejection notes for the current task, newest last
+    rejected: list[str]              # short summaries of rejected drafts for the current task
+    review_error: str | None         # an invalid edit, shown on the card
+    route: str | None                # where `respond` sends the graph next
+    reply: str | None                # the director's last chat message, for `respond`

@@ -1,0 +1,311 @@
+"""The director studio: one gradio Blocks app over a DirectorSession.
+
+Chat on the left, the review card in the middle (Accept / Edit / Reject with a note / Redo), the
+bible, outline, history (undo) and decision log on the right. Every handler reads the session and
+re-renders from it, so a reload or a restart shows exactly what is on disk.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from memory.errors import InputError, StoryreelError
+from ui.cards import bible_markdown, card_markdown, outline_markdown
+from ui.settings import Settings
+
+CSS = """
+#card {border: 2px solid #6b5bd2; border-radius: 12px; padding: 12px; min-height: 220px}
+#model-badge {font-size: 0.9em}
+.demo-warning {background: #fff4ce; color: #5a4500; padding: 6px 10px; border-radius: 8px}
+"""
+
+
+def check_port_free(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise StoryreelError(
+                f"port {port} on {host} is already in use ({exc.strerror}); another studio may be "
+                f"running: open http://{host}:{port}, or start this one with --port {port + 1}") from exc
+
+
+class Studio:
+    """The studio's process-wide state: the model and the one open project session."""
+
+    def __init__(self, settings: Settings, model: Any) -> None:
+        self.settings = settings
+        self.model = model
+        self.session: Any = None
+        self.mutex = threading.RLock()
+
+    def open(self, name_or_path: str) -> None:
+        from ui.session import DirectorSession
+
+        project = self.settings.open_project(name_or_path)
+        with self.mutex:
+            if self.session is not None and self.session.project.root == project.root:
+                return
+            new = DirectorSession(project, self.model, targets=self.settings.targets)
+            if self.session is not None:
+                self.session.close()
+            self.session = new
+        new.start()
+
+    def create(self, name: str) -> None:
+        from memory.project import create_project
+
+        project = create_project(self.settings.projects_dir, name)
+        self.open(str(project.root))
+
+    def projects(self) -> list[str]:
+        from memory.project import list_projects
+
+        if not self.settings.projects_dir.exists():
+            return []
+        return [p.root.name for p in list_projects(self.settings.projects_dir)]
+
+    def close(self) -> None:
+        with self.mutex:
+            if self.session is not None:
+                self.session.close()
+                self.session = None
+
+
+def _model_badge(studio: Studio) -> str:
+    from agent.brain import DEMO_NOTICE
+
+    text = f"**Model:** {studio.model.description}"
+    if getattr(studio.model, "is_demo", False):
+        text += f'\n\n<div class="demo-warning">⚠ {DEMO_NOTICE}</div>'
+    return text
+
+
+def build_app(studio: Studio) -> Any:
+    import gradio as gr
+
+    def snapshot(status: str = "") -> tuple[Any, ...]:
+        s = studio.session
+        if s is None:
+            return (f"## Storyreel\nCreate or open a project to start.", _model_badge(studio), [],
+                    card_markdown(None), "", "", gr.update(choices=[], value=None),
+                    [], *(gr.update(interactive=False),) * 5, status, gr.update(choices=studio.projects()))
+        view = s.view()
+        records = s.records()
+        choices = [r.id for recs in records.values() for r in recs]
+        choices += [r.id for r in s.canon.list("outline") + s.canon.list("beats") + s.canon.list("scene")]
+        entries = s.ledger.entries()[-200:]
+        ledger = [[e["time"][:19], e["actor"], e["action"], e.get("record_id") or "", e.get("rev") or "",
+                   (e.get("note") or "")[:80]] for e in reversed(entries)]
+        deciding = view.awaiting_decision
+        has_data = deciding and bool((view.pending or {}).get("data"))
+        if view.stalled:
+            status = (status + "\n\n" if status else "") + "⚠ The last step stopped half-way. Press Retry."
+        return (f"## Storyreel · {s.project.name}", _model_badge(studio), view.messages,
+                card_markdown(view.pending), bible_markdown(records), outline_markdown(s.outline()),
+                gr.update(choices=choices), ledger,
+                gr.update(interactive=has_data), gr.update(interactive=deciding),
+                gr.update(interactive=deciding), gr.update(interactive=deciding),
+                gr.update(interactive=view.stalled or deciding), status,
+                gr.update(choices=studio.projects(), value=s.project.root.name))
+
+    def guarded(fn: Any) -> Any:
+        def run(*args: Any) -> tuple[Any, ...]:
+            try:
+                fn(*args)
+                return snapshot()
+            except StoryreelError as exc:
+                return snapshot(f"✖ {exc}")
+        return run
+
+    def need_session() -> Any:
+        if studio.session is None:
+            raise InputError("open or create a project first")
+        return studio.session
+
+    with gr.Blocks(title="Storyreel studio") as app:
+        with gr.Row():
+            header = gr.Markdown("## Storyreel", elem_id="header")
+            badge = gr.Markdown(elem_id="model-badge")
+        with gr.Row():
+            project_dd = gr.Dropdown(label="Project", choices=studio.projects(), allow_custom_value=False,
+                                     scale=3, elem_id="project-dd")
+            open_btn = gr.Button("Open", scale=1, elem_id="open-project")
+            new_name = gr.Textbox(label="New project name", placeholder="Fox Rain", scale=3,
+                                  elem_id="new-project-name")
+            new_btn = gr.Button("New project", scale=1, variant="secondary", elem_id="new-project")
+        status = gr.Markdown(elem_id="status")
+        with gr.Row():
+            with gr.Column(scale=5):
+                chat = gr.Chatbot(label="Writers' room", height=520, elem_id="chat")
+                with gr.Row():
+                    msg = gr.Textbox(label="Message", placeholder="A premise, a question, or a change…",
+                                     scale=5, lines=2, elem_id="message")
+                    send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+            with gr.Column(scale=4):
+                card = gr.Markdown(elem_id="card")
+                with gr.Row():
+                    accept = gr.Button("Accept", variant="primary", elem_id="accept")
+                    edit = gr.Button("Edit", elem_id="edit")
+                    redo = gr.Button("Redo", elem_id="redo")
+                    retry = gr.Button("Retry", elem_id="retry")
+                note = gr.Textbox(label="Note for the agent (used when rejecting)", lines=2, elem_id="note")
+                reject = gr.Button("Reject with note", variant="stop", elem_id="reject")
+                editing = gr.State(0)
+
+                @gr.render(inputs=[editing])
+                def edit_form(edit_counter: int) -> None:
+                    s = studio.session
+                    pending = s.view().pending if s else None
+                    if not edit_counter or not pending or not pending.get("data"):
+                        return
+                    data = pending["data"]
+                    with gr.Group(elem_id="edit-form"):
+                        gr.Markdown("#### Edit the proposal, then accept")
+                        comps, keys = [], []
+                        for key, value in data.items():
+                            label = key.replace("_", " ")
+                            if isinstance(value, list) and value and isinstance(value[0], dict):
+                                cols = list(value[0].keys())
+                                comps.append(gr.Dataframe(
+                                    value=[[row.get(c, "") for c in cols] for row in value], headers=cols,
+                                    type="array", interactive=True, label=label, wrap=True))
+                            elif isinstance(value, list):
+                                comps.append(gr.Textbox(value="\n".join(map(str, value)),
+                                                        label=f"{label} (one per line)", lines=3))
+                            elif isinstance(value, int):
+                                comps.append(gr.Number(value=value, label=label, precision=0))
+                            else:
+                                comps.append(gr.Textbox(value=str(value), label=label,
+                                                        lines=3 if len(str(value)) > 60 else 1))
+                            keys.append(key)
+                        save = gr.Button("Save edit and accept", variant="primary", elem_id="save-edit")
+
+                        def on_save(*values: Any) -> tuple[Any, ...]:
+                            edited: dict[str, Any] = {}
+                            for key, val in zip(keys, values):
+                                old = data[key]
+                                if isinstance(old, list) and old and isinstance(old[0], dict):
+                                    cols = list(old[0].keys())
+                                    rows = val.values.tolist() if hasattr(val, "values") else (val or [])
+                                    edited[key] = [dict(zip(cols, [("" if c is None else c) for c in row]))
+                                                   for row in rows if any(str(c).strip() for c in row)]
+                                    for row in edited[key]:
+                                        for k2, v2 in list(row.items()):
+                                            if isinstance(old[0].get(k2), int):
+                                                row[k2] = int(float(v2))
+                                elif isinstance(old, list):
+                                    edited[key] = [v.strip() for v in str(val).splitlines() if v.strip()]
+                                elif isinstance(old, int):
+                                    edited[key] = int(val) if val is not None else old
+                                else:
+                                    edited[key] = str(val)
+                            return guarded(lambda: need_session().decide({"type": "edit", "data": edited}))()
+
+                        save.click(on_save, comps, outputs)
+
+            with gr.Column(scale=4):
+                with gr.Tab("Bible"):
+                    bible = gr.Markdown(elem_id="bible")
+                with gr.Tab("Outline"):
+                    outline = gr.Markdown(elem_id="outline")
+                with gr.Tab("History & undo"):
+                    record_dd = gr.Dropdown(label="Record", choices=[], elem_id="record-dd")
+                    rev_num = gr.Number(label="Revert to revision (0 deletes)", precision=0, elem_id="rev-num")
+                    revert = gr.Button("Revert", elem_id="revert")
+                    history = gr.Markdown(elem_id="history")
+                with gr.Tab("Decisions"):
+                    ledger = gr.Dataframe(headers=["time", "actor", "action", "record", "rev", "note"],
+                                          interactive=False, elem_id="ledger")
+
+        outputs = [header, badge, chat, card, bible, outline, record_dd, ledger,
+                   accept, edit, redo, reject, retry, status, project_dd]
+
+        def do_send(text: str) -> tuple[Any, ...]:
+            result = guarded(lambda: need_session().send(text))()
+            failed = str(result[13]).startswith("✖")
+            return (*result, text if failed else "")  # keep the text when it was not sent
+
+        send.click(do_send, [msg], [*outputs, msg])
+        msg.submit(do_send, [msg], [*outputs, msg])
+        accept.click(guarded(lambda: need_session().decide({"type": "accept"})), None, outputs)
+        redo.click(guarded(lambda: need_session().decide({"type": "redo"})), None, outputs)
+        retry.click(guarded(lambda: need_session().retry()), None, outputs)
+
+        def do_reject(text: str) -> tuple[Any, ...]:
+            return (*guarded(lambda: need_session().decide({"type": "reject", "note": text}))(), "")
+
+        reject.click(do_reject, [note], [*outputs, note])
+        edit.click(lambda n: (n or 0) + 1, [editing], [editing])
+        for btn in (accept, redo, reject, send):
+            btn.click(lambda: 0, None, [editing])
+
+        def do_revert(record_id: str | None, rev: float | None) -> tuple[Any, ...]:
+            return guarded(lambda: need_session().undo(record_id or None,
+                                                       None if rev is None else int(rev)))()
+
+        revert.click(do_revert, [record_dd, rev_num], outputs)
+
+        def show_history(record_id: str | None) -> str:
+            if not record_id or studio.session is None:
+                return ""
+            from ui.cards import record_markdown
+
+            try:
+                revs = studio.session.history(record_id)
+            except StoryreelError as exc:
+                return f"✖ {exc}"
+            return "\n\n".join(("~~deleted~~ " if r.deleted else "") + record_markdown(r)
+                               + f"\n<small>{r.created_at[:19]} · {r.note}</small>" for r in reversed(revs))
+
+        record_dd.change(show_history, [record_dd], [history])
+        revert.click(show_history, [record_dd], [history])
+        open_btn.click(guarded(lambda name: studio.open(name) if name else None), [project_dd], outputs)
+
+        def do_new(name: str) -> tuple[Any, ...]:
+            return (*guarded(lambda: studio.create(name))(), "")
+
+        new_btn.click(do_new, [new_name], [*outputs, new_name])
+        app.load(lambda: snapshot(), None, outputs)
+    return app
+
+
+def run_studio(settings: Settings) -> int:
+    """Start the studio on settings.host:settings.port; blocks until Ctrl-C or SIGTERM."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    check_port_free(settings.host, settings.port)
+    from agent.brain import close_chat_model, open_chat_model
+
+    project = settings.open_project() if settings.project_name else None
+    log_dir = project.root / "state" if project else settings.projects_dir
+    log_dir.mkdir(parents=True, exist_ok=True)
+    model = open_chat_model(settings.llm_settings(project), log_path=Path(log_dir) / "llm-server.log")
+    studio = Studio(settings, model)
+    try:
+        if project is not None:
+            studio.open(str(project.root))
+        app = build_app(studio)
+        import gradio as gr
+
+        print(f"Storyreel studio on http://{settings.host}:{settings.port} · model: {model.description}",
+              flush=True)
+        app.queue(default_concurrency_limit=1).launch(
+            server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=True,
+            css=CSS, theme=gr.themes.Soft(), footer_links=[])
+        import signal
+
+        def stop(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        app.close()
+    finally:
+        studio.close()
+        close_chat_model(model)
+    return 0

@@ -1,0 +1,111 @@
+"""Proposals and bible records as readable Markdown, shared by the studio and the terminal."""
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from memory.canon import Record
+
+LABELS = {
+    "look_tags": "Look (image tags)", "voice_notes": "Voice", "art_style": "Art style",
+    "target_episode_seconds": "Target episode length (s)", "logline": "Logline",
+}
+
+
+def _label(key: str) -> str:
+    return LABELS.get(key, key.replace("_", " ").capitalize())
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def _palette(colours: list[str]) -> str:
+    chips = []
+    for c in colours:
+        c_esc = _esc(c)
+        if c.startswith("#") and len(c) in (4, 7):
+            chips.append(f'<span style="display:inline-block;width:1.1em;height:1.1em;background:{c_esc};'
+                         f'border:1px solid #888;vertical-align:middle;margin-right:3px"></span>`{c_esc}`')
+        else:
+            chips.append(f"`{c_esc}`")
+    return " ".join(chips)
+
+
+def data_markdown(kind: str, data: dict[str, Any]) -> str:
+    """The body of a card: fields as a list, dialogue as a script, beats as a numbered list."""
+    lines: list[str] = []
+    for key, value in data.items():
+        if key == "palette" and isinstance(value, list):
+            lines.append(f"- **Palette:** {_palette(value)}")
+        elif key == "lines" and isinstance(value, list):
+            lines.append("- **Dialogue:**")
+            for ln in value:
+                lines.append(f"    - **{_esc(ln.get('speaker', '?'))}** *({_esc(ln.get('emotion', ''))})*: "
+                             f"“{_esc(ln.get('line', ''))}”")
+        elif key == "beats" and isinstance(value, list):
+            lines.append("- **Beats:**")
+            for i, b in enumerate(value, 1):
+                lines.append(f"    {i}. **{_esc(b.get('kind', ''))}** — {_esc(b.get('summary', ''))}")
+        elif key == "episodes" and isinstance(value, list):
+            lines.append("- **Episodes:**")
+            for ep in value:
+                lines.append(f"    {ep.get('number', '?')}. **{_esc(ep.get('title', ''))}** — "
+                             f"{_esc(ep.get('logline', ''))}")
+        elif isinstance(value, list):
+            lines.append(f"- **{_label(key)}:** " + ", ".join(f"`{_esc(v)}`" for v in value))
+        elif key != "id":
+            lines.append(f"- **{_label(key)}:** {_esc(value)}")
+    return "\n".join(lines)
+
+
+def card_markdown(request: dict[str, Any] | None) -> str:
+    if not request:
+        return "_Nothing to review._"
+    if request.get("kind") == "input":
+        return f"### Waiting for you\n{_esc(request.get('prompt', ''))}"
+    parts = [f"### {_esc(request.get('title', request.get('kind', '')))}"
+             f" <small>take {request.get('attempt', 1)}</small>"]
+    if request.get("failure"):
+        parts.append(f"**⚠ The model failed:** {_esc(request['failure'])}\n\nPress **Redo** to try again, "
+                     "or **Edit** to write it yourself.")
+    if request.get("data"):
+        parts.append(data_markdown(request["kind"], request["data"]))
+    for w in request.get("warnings") or []:
+        parts.append(f"> ⚠ {_esc(w)}")
+    if request.get("error"):
+        parts.append(f"**✖ {_esc(request['error'])}**")
+    return "\n\n".join(parts)
+
+
+def record_markdown(rec: Record) -> str:
+    name = rec.data.get("name") or rec.data.get("title") or rec.id
+    return f"#### {_esc(name)} <small>`{rec.id}` rev {rec.rev} · {rec.actor}</small>\n" + data_markdown(
+        rec.kind, rec.data)
+
+
+def bible_markdown(records: dict[str, list[Record]]) -> str:
+    titles = {"series": "Series", "style": "Style guide", "character": "Characters",
+              "location": "Locations", "prop": "Props"}
+    parts = []
+    for kind, recs in records.items():
+        parts.append(f"### {titles.get(kind, kind)}")
+        parts.append("\n\n".join(record_markdown(r) for r in recs) if recs else "_none yet_")
+    return "\n\n".join(parts)
+
+
+def outline_markdown(outline: dict[str, Any]) -> str:
+    parts = ["### Season outline"]
+    rec = outline.get("outline")
+    parts.append(data_markdown("outline", rec.data) if rec else "_no outline yet_")
+    for beats in outline.get("beats", []):
+        parts.append(f"### Episode {beats.data.get('episode')} beats\n" + data_markdown("beats", beats.data))
+    scenes = outline.get("scenes", [])
+    if scenes:
+        parts.append("### Scenes")
+        for sc in sorted(scenes, key=lambda r: (r.data.get("episode", 0), r.data.get("number", 0))):
+            parts.append(f"#### Ep {sc.data.get('episode')} · Scene {sc.data.get('number')}: "
+                         f"{_esc(sc.data.get('title', ''))} <small>rev {sc.rev}</small>\n"
+                         + data_markdown("scene", {k: v for k, v in sc.data.items()
+                                                   if k not in ("episode", "number", "title")}))
+    return "\n\n".join(parts)

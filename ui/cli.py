@@ -1,0 +1,99 @@
+"""`storyreel` commands. Imports stay inside the commands so that `--help` answers at once."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from ui.settings import Settings, build_settings
+
+DEFAULT_PORT = 7860
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="storyreel",
+        description="Storyreel: a director's assistant for AI anime mini dramas. The AI proposes; "
+                    "you accept, edit, reject or redo every creative decision.")
+    p.add_argument("--projects-dir", type=Path, default=None,
+                   help="where projects live (default: $STORYREEL_HOME or ~/storyreel-projects)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    new = sub.add_parser("new", help="create a project folder")
+    new.add_argument("name", help='series name, e.g. "Fox Rain" (becomes the folder fox-rain)')
+
+    studio = sub.add_parser("studio", help="open the director studio in the browser")
+    studio.add_argument("project", nargs="?", help="project name or folder (default: pick in the studio)")
+    studio.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    studio.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    _llm_args(studio)
+
+    chat = sub.add_parser("chat", help="the same conversation in the terminal (reads stdin; scriptable)")
+    chat.add_argument("project", help="project name or folder")
+    _llm_args(chat)
+
+    reindex = sub.add_parser("reindex", help="rebuild the story bible index (chroma) from canon")
+    reindex.add_argument("project", help="project name or folder")
+    return p
+
+
+def _llm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm-url", default=None,
+                   help="OpenAI-compatible base URL (overrides OPENAI_BASE_URL and project.toml)")
+    p.add_argument("--llm-model", default=None, help="model name on that server (STORYREEL_LLM_MODEL)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from memory.errors import StoryreelError
+
+    try:
+        settings = build_settings(args)
+        return {"new": cmd_new, "studio": cmd_studio, "chat": cmd_chat,
+                "reindex": cmd_reindex}[args.command](settings)
+    except StoryreelError as exc:
+        print(f"storyreel: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_new(settings: Settings) -> int:
+    from memory.project import create_project
+
+    project = create_project(settings.projects_dir, settings.project_name or "")
+    print(f"Created {project.name!r} in {project.root}")
+    print(f"Open it with: storyreel studio {project.root}")
+    return 0
+
+
+def cmd_reindex(settings: Settings) -> int:
+    from memory.bible import Bible
+    from memory.canon import Canon
+    from memory.project import ProjectLock
+
+    project = settings.open_project()
+    with ProjectLock(project):
+        canon = Canon(project.canon_path)
+        count = Bible(project.chroma_dir).rebuild(canon)
+        canon.close()
+    print(f"Re-indexed {count} bible records of {project.name!r}")
+    return 0
+
+
+def cmd_studio(settings: Settings) -> int:
+    from ui.app import run_studio
+
+    return run_studio(settings)
+
+
+def cmd_chat(settings: Settings) -> int:
+    from ui.terminal import run_chat
+
+    return run_chat(settings, sys.stdin, sys.stdout)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    sys.exit(main())

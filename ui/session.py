@@ -1,0 +1,196 @@
+"""DirectorSession: one open project and its writers' room, for the studio, the CLI and tests.
+
+No gradio here. Every call validates its input before touching the graph, so a bad message or a
+bad decision loses nothing: the pending proposal stays on the card.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.context import DirectorContext, Targets
+from agent.graph import RECURSION_LIMIT, build_graph
+from agent.llm import ChatModel
+from agent.review import Decision, ReviewRequest, check_decision, check_message
+from memory.bible import Bible
+from memory.canon import Canon, Record
+from memory.errors import InputError, RecordNotFoundError
+from memory.ledger import Ledger
+from memory.project import Project, ProjectLock
+
+THREAD_ID = "writers-room"
+BIBLE_KINDS = ("series", "style", "character", "location", "prop")
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """What a front end shows: the chat, the card, and which model is talking."""
+
+    messages: list[dict[str, str]]
+    pending: ReviewRequest | None
+    model: str
+    is_demo: bool
+    stalled: bool = False                     # a run stopped half-way (crash); `retry()` resumes it
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def awaiting_decision(self) -> bool:
+        return bool(self.pending) and self.pending.get("kind") != "input"
+
+
+class DirectorSession:
+    def __init__(self, project: Project, llm: ChatModel, *, targets: Targets | None = None,
+                 actor: str = "human") -> None:
+        self.project = project
+        self.llm = llm
+        self.actor = actor
+        self._lock = ProjectLock(project)
+        self._lock.acquire()  # ProjectLockedError when another studio or chat has it open
+        self._mutex = threading.RLock()
+        try:
+            self.canon = Canon(project.canon_path)
+            self.bible = Bible(project.chroma_dir)
+            self.ledger = Ledger(project.ledger_path)
+            project.checkpoints_path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(project.checkpoints_path, check_same_thread=False)
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            self._saver = SqliteSaver(self._conn)
+            self.graph = build_graph(self._saver)
+            self.context = DirectorContext(canon=self.canon, bible=self.bible, ledger=self.ledger,
+                                           llm=llm, targets=targets or Targets())
+        except BaseException:
+            self._lock.release()
+            raise
+        self.config: dict[str, Any] = {"configurable": {"thread_id": THREAD_ID},
+                                       "recursion_limit": RECURSION_LIMIT}
+
+    # ------------------------------------------------------------------ running the graph
+
+    def _invoke(self, payload: Any) -> None:
+        self.graph.invoke(payload, self.config, context=self.context)
+
+    def start(self) -> SessionView:
+        """Run to the first question (new project) or pick up where the last process stopped."""
+        with self._mutex:
+            snap = self.graph.get_state(self.config)
+            if not snap.values and not snap.next:
+                self._invoke({"messages": [], "stash": []})
+            elif snap.next and not snap.interrupts:
+                self._invoke(None)  # the previous process died mid-step: finish that step
+            return self.view()
+
+    def retry(self) -> SessionView:
+        return self.start()
+
+    def _resume(self, decision: Decision) -> SessionView:
+        from langgraph.types import Command
+
+        self._invoke(Command(resume=dict(decision)))
+        return self.view()
+
+    def send(self, text: str) -> SessionView:
+        """A chat message: the premise, a question about the bible, or a change request."""
+        text = check_message(text)
+        with self._mutex:
+            self._require_waiting()
+            return self._resume({"type": "chat", "text": text, "actor": self.actor})
+
+    def decide(self, decision: dict[str, Any]) -> SessionView:
+        """Accept, edit (with data), reject (with a note) or redo the proposal on the card."""
+        decision = dict(decision)
+        decision.setdefault("actor", self.actor)
+        checked = check_decision(decision)
+        with self._mutex:
+            pending = self._require_waiting()
+            if pending.get("kind") == "input":
+                raise InputError("there is no proposal to decide on; send a message instead")
+            if checked.get("type") == "chat":
+                return self.send(checked.get("text", ""))
+            return self._resume(checked)
+
+    def _require_waiting(self) -> ReviewRequest:
+        snap = self.graph.get_state(self.config)
+        if not snap.interrupts:
+            self.start()
+            snap = self.graph.get_state(self.config)
+        if not snap.interrupts:
+            raise InputError("the director agent is not waiting for input; press Retry")
+        return snap.interrupts[0].value
+
+    # ------------------------------------------------------------------ reading
+
+    def view(self) -> SessionView:
+        with self._mutex:
+            snap = self.graph.get_state(self.config)
+            pending = snap.interrupts[0].value if snap.interrupts else None
+            return SessionView(messages=list(snap.values.get("messages", [])), pending=pending,
+                               model=self.llm.description, is_demo=bool(getattr(self.llm, "is_demo", False)),
+                               stalled=bool(snap.next) and not snap.interrupts)
+
+    def records(self, kinds: tuple[str, ...] = BIBLE_KINDS) -> dict[str, list[Record]]:
+        return {kind: self.canon.list(kind) for kind in kinds}
+
+    def outline(self) -> dict[str, Any]:
+        """The season outline, episode 1's beats and its scenes, for the outline panel."""
+        def current(record_id: str) -> Record | None:
+            try:
+                rec = self.canon.get(record_id)
+            except RecordNotFoundError:
+                return None
+            return None if rec.deleted else rec
+        return {"outline": current("outline"), "beats": [r for r in self.canon.list("beats")],
+                "scenes": self.canon.list("scene")}
+
+    def history(self, record_id: str) -> list[Record]:
+        return self.canon.history(record_id)
+
+    # ------------------------------------------------------------------ undo
+
+    def undo(self, record_id: str | None = None, to_rev: int | None = None) -> Record:
+        """Revert a record to an earlier revision (default: the one before the current).
+
+        Without a record id, undoes the last accepted change. Reverting revision 1 deletes the
+        record (a tombstone revision; it can be brought back). The revert is a logged decision.
+        """
+        with self._mutex:
+            if record_id is None:
+                decided = [e for e in self.ledger.entries()
+                           if e.get("actor") in ("human", "auto") and e.get("record_id")
+                           and e.get("action") in ("accept", "edit", "revert")]
+                if not decided:
+                    raise InputError("nothing to undo yet: no accepted record")
+                record_id = decided[-1]["record_id"]
+            current = self.canon.get(record_id)
+            target = current.rev - 1 if to_rev is None else to_rev
+            if target < 0 or target >= current.rev:
+                raise InputError(f"cannot revert {record_id} (rev {current.rev}) to rev {target}; "
+                                 f"choose a revision between 0 and {current.rev - 1} (0 deletes it)")
+            if target == 0:
+                rec = self.canon.delete(record_id, actor=self.actor, note="undo: deleted")
+            else:
+                rec = self.canon.revert(record_id, target, actor=self.actor, note=f"undo to rev {target}")
+            self.bible.index(rec)
+            self.ledger.append(actor=self.actor, action="revert", record_id=record_id, kind=rec.kind,
+                               rev=rec.rev, inputs={"from_rev": current.rev, "to_rev": target},
+                               note=f"reverted {record_id} to rev {target}")
+            return rec
+
+    def close(self) -> None:
+        with self._mutex:
+            try:
+                self._conn.close()
+                self.canon.close()
+                close = getattr(self.bible, "close", None)
+                if close:
+                    close()
+            finally:
+                self._lock.release()
+
+    def __enter__(self) -> DirectorSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
