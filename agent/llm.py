@@ -8,6 +8,7 @@ up with an error the director can act on.
 The same `OpenAIChatModel` talks to OpenAI, Ollama, vLLM, LM Studio or the embedded llama.cpp
 server (`agent.llm_server`); only the base URL, model name and JSON mode differ.
 """
+
 from __future__ import annotations
 
 import json
@@ -280,7 +281,8 @@ class OpenAIChatModel:
         if form is not None:
             return self._create({**request, "response_format": _response_format(form, schema)})
         try:
-            completion = self._create_raw({**request, "response_format": _response_format("json_schema", schema)})
+            first_try = {**request, "response_format": _response_format("json_schema", schema)}
+            completion = self._create_raw(first_try)
         except self._openai.APIStatusError as exc:
             if exc.status_code not in _FORMAT_REJECTED_STATUSES:
                 raise self._mapped(exc) from exc

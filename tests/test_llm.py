@@ -1,4 +1,5 @@
 """agent.llm against a scriptable OpenAI-compatible server on 127.0.0.1 (real HTTP, real openai client)."""
+
 from __future__ import annotations
 
 import json
@@ -144,7 +145,8 @@ def test_complete_sends_the_request_and_returns_the_reply(server: FakeLLMServer)
         {"role": "assistant", "content": None},
         {"role": "user", "content": "again"},
     ]
-    assert model.complete(messages, temperature=0.2, max_tokens=50, seed=7) == "Hello, director."  # type: ignore[arg-type]
+    reply = model.complete(messages, temperature=0.2, max_tokens=50, seed=7)  # type: ignore[arg-type]
+    assert reply == "Hello, director."
     sent = server.requests[0]
     assert sent["model"] == "fake-model-7b"
     assert sent["messages"][1] == {"role": "assistant", "content": ""}
@@ -298,7 +300,7 @@ def test_slow_server_times_out_naming_the_timeout(server: FakeLLMServer) -> None
 
 
 def test_401_names_the_api_key_variable(server: FakeLLMServer) -> None:
-    server.replies = [(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})]
+    server.replies = [(401, {"error": {"message": "Incorrect API key provided", "type": "auth_error"}})]
     with pytest.raises(BackendError) as caught:
         _client(server).complete(ASK)
     assert not isinstance(caught.value, LLMUnavailableError)
