@@ -203,7 +203,9 @@ def envelope(path: Path, fps: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Probe:
+class RecordingProbe:
+    """What ffprobe (or ``ffmpeg -i``) says about a file before anything is decoded."""
+
     format_name: str
     audio_codec: str | None
     other_streams: tuple[str, ...]
@@ -231,9 +233,15 @@ def ffmpeg_tools() -> tuple[str, str | None]:
         ) from exc
 
 
-def _probe(src: Path) -> _Probe:
+def probe_recording(src: Path, *, use_ffprobe: bool = True) -> RecordingProbe:
+    """Container, audio codec, other streams and duration of ``src``, without decoding it.
+
+    Uses ffprobe's JSON when there is an ffprobe (and ``use_ffprobe``), else parses the banner of
+    ``ffmpeg -i`` (imageio-ffmpeg ships no ffprobe). Unreadable files raise `InputError`.
+    """
+    src = Path(src)
     ffmpeg, ffprobe = ffmpeg_tools()
-    if ffprobe:
+    if ffprobe and use_ffprobe:
         proc = subprocess.run(
             [ffprobe, "-v", "error", "-show_entries", "format=format_name,duration:stream=codec_type,codec_name",
              "-of", "json", str(src)],
@@ -241,7 +249,7 @@ def _probe(src: Path) -> _Probe:
         )
         if proc.returncode != 0:
             reason = (proc.stderr.strip().splitlines() or ["unknown format"])[-1]
-            raise InputError(f"{src.name} is not a readable audio file ({reason}); it may be corrupt or truncated")
+            raise InputError(f"{src.name} is not a readable audio file ({reason}); it may be corrupt or truncated; re-export it as WAV, MP3, M4A, FLAC or OGG")
         info = json.loads(proc.stdout or "{}")
         fmt = info.get("format", {})
         streams = info.get("streams", [])
@@ -251,7 +259,7 @@ def _probe(src: Path) -> _Probe:
             duration = float(fmt["duration"])
         except (KeyError, TypeError, ValueError):
             duration = None
-        return _Probe(fmt.get("format_name", "?"), audio[0].get("codec_name") if audio else None, others, duration)
+        return RecordingProbe(fmt.get("format_name", "?"), audio[0].get("codec_name") if audio else None, others, duration)
     proc = subprocess.run(
         [ffmpeg, "-hide_banner", "-nostdin", "-i", str(src)],
         capture_output=True, text=True, timeout=_PROBE_TIMEOUT_S, check=False,
@@ -259,14 +267,14 @@ def _probe(src: Path) -> _Probe:
     text = proc.stderr
     if "Input #0" not in text:
         reason = (text.strip().splitlines() or ["unknown format"])[-1]
-        raise InputError(f"{src.name} is not a readable audio file ({reason}); it may be corrupt or truncated")
+        raise InputError(f"{src.name} is not a readable audio file ({reason}); it may be corrupt or truncated; re-export it as WAV, MP3, M4A, FLAC or OGG")
     fmt_match = re.search(r"Input #0, ([^,]+(?:,[^,]+)*?), from", text)
     streams = _STREAM_RE.findall(text)
     audio = [codec for kind, codec in streams if kind == "Audio"]
     others = tuple(f"{kind.lower()}:{codec}" for kind, codec in streams if kind != "Audio")
     match = _DURATION_RE.search(text)
     duration = int(match[1]) * 3600 + int(match[2]) * 60 + float(match[3]) if match else None
-    return _Probe(fmt_match[1] if fmt_match else "?", audio[0] if audio else None, others, duration)
+    return RecordingProbe(fmt_match[1] if fmt_match else "?", audio[0] if audio else None, others, duration)
 
 
 def import_recording(src: Path, dst: Path, *, max_seconds: float = 600.0) -> TakeInfo:
@@ -283,7 +291,7 @@ def import_recording(src: Path, dst: Path, *, max_seconds: float = 600.0) -> Tak
         raise InputError(f"recording {src} does not exist; pick the file again")
     if src.stat().st_size == 0:
         raise InputError(f"{src.name} is empty (0 bytes); the upload or export did not finish, try again")
-    probe = _probe(src)
+    probe = probe_recording(src)
     if probe.audio_codec is None:
         seen = ", ".join(probe.other_streams) or "no streams at all"
         raise InputError(
