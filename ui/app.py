@@ -25,6 +25,7 @@ CSS = """
 
 def check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not "in use"
         try:
             s.bind((host, port))
         except OSError as exc:
@@ -126,7 +127,7 @@ def build_app(studio: Studio) -> Any:
             raise InputError("open or create a project first")
         return studio.session
 
-    with gr.Blocks(title="Storyreel studio") as app:
+    with gr.Blocks(title="Storyreel studio", fill_width=True) as app:
         with gr.Row():
             header = gr.Markdown("## Storyreel", elem_id="header")
             badge = gr.Markdown(elem_id="model-badge")

@@ -1,7 +1,6 @@
 """Proposals and bible records as readable Markdown, shared by the studio and the terminal."""
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from memory.canon import Record
@@ -17,7 +16,8 @@ def _label(key: str) -> str:
 
 
 def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=False)
+    """Keep model text from injecting HTML; Markdown shows '&' and quotes as they are."""
+    return str(value).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _palette(colours: list[str]) -> str:

@@ -5,6 +5,7 @@ Commands: /accept, /edit FIELD VALUE or /edit {json}, /reject NOTE, /redo, /undo
 """
 from __future__ import annotations
 
+import html
 import json
 import re
 from typing import Any, TextIO
@@ -26,7 +27,7 @@ Anything else is a message: the premise, a question ("what does Aiko wear?") or 
 
 
 def _strip_md(text: str) -> str:
-    text = re.sub(r"<[^>]+>", "", text)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
     return text.replace("**", "").replace("### ", "== ").replace("#### ", "-- ")
 
 

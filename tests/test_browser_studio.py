@@ -1,0 +1,128 @@
+"""The real studio process driven by Playwright in Debian's Chromium (never `playwright install`).
+
+The LLM is a scripted OpenAI-compatible server on loopback, so the browser flow is deterministic;
+everything else (gradio, session, chroma, sqlite, ledger, checkpointer) is the shipped code.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.fake_openai import FakeOpenAIServer
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_studio(projects: Path, port: int, llm_url: str, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "ui.cli", "--projects-dir", str(projects), "studio",
+                             *extra, "--port", str(port), "--llm-url", llm_url],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"studio exited early: {proc.stdout.read()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("studio did not answer within 90 s")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def field(page, elem_id: str):
+    return page.locator(f"#{elem_id}").locator("textarea, input").first
+
+
+def test_create_propose_accept_reload_and_restart(browser, tmp_path):
+    port = free_port()
+    with FakeOpenAIServer() as llm:
+        proc = start_studio(tmp_path, port, llm.url)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(30_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            field(page, "new-project-name").fill("Fox Rain")
+            page.click("#new-project")
+            page.locator("#header").get_by_text("Storyreel · Fox Rain").wait_for()
+            assert (tmp_path / "fox-rain" / "project.toml").exists()
+            page.locator("#card").get_by_text("Waiting for you").wait_for()
+
+            field(page, "message").fill("A shrine maiden hears rain spirits before a storm.")
+            page.click("#send")
+            page.locator("#card").get_by_text("Logline and style guide").wait_for()
+            assert "Fox Rain" in page.locator("#card").inner_text()
+            assert "none yet" in page.locator("#bible").inner_text()  # not canon before accepting
+
+            page.click("#accept")
+            page.locator("#card").get_by_text("Aiko").wait_for()
+            bible = page.locator("#bible")
+            bible.get_by_text("anime cel shading, soft rim light").wait_for()
+            assert "Fox Rain" in bible.inner_text()
+
+            page.reload()
+            page.locator("#card").get_by_text("Aiko").wait_for()
+            assert "anime cel shading" in page.locator("#bible").inner_text()
+            assert "A shrine maiden hears rain spirits" in page.locator("#chat").inner_text()
+            page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
+        finally:
+            proc.send_signal(signal.SIGKILL)  # a crash, not a clean exit
+            proc.wait(10)
+
+        proc = start_studio(tmp_path, port, llm.url, "fox-rain")
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(30_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator("#card").get_by_text("Aiko").wait_for()  # the pending proposal survived
+            assert "anime cel shading" in page.locator("#bible").inner_text()
+            assert "A shrine maiden hears rain spirits" in page.locator("#chat").inner_text()
+        finally:
+            proc.terminate()
+            proc.wait(20)
+
+
+def test_port_taken_gives_a_clear_error(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "ui.cli", "--projects-dir", str(tmp_path), "studio",
+                              "--port", str(port), "--llm-url", "http://127.0.0.1:9/v1"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in out.stderr and "--port" in out.stderr
