@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from agent.llm import LLMSettings, generate_structured
 from agent.llm_server import EmbeddedLLMServer, embedded_chat_model, find_embedded_model, open_chat_model
-from memory.errors import BackendError
+from memory.errors import BackendError, LLMUnavailableError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -185,3 +185,14 @@ def test_open_chat_model_starts_the_embedded_server_only_without_a_base_url() ->
     finally:
         assert server is not None
         server.stop()
+
+
+@pytest.mark.slow
+def test_a_server_that_dies_mid_session_is_reported_with_its_exit_code() -> None:
+    with EmbeddedLLMServer() as server:
+        model = embedded_chat_model(server)
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+        assert _wait_gone(server.pid, 5.0)
+        with pytest.raises(LLMUnavailableError, match=r"died with exit code -9.*OPENAI_BASE_URL"):
+            model.complete([{"role": "user", "content": "Still there?"}], max_tokens=4)
