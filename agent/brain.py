@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agent.llm import LLMSettings, OpenAIChatModel
+from agent.llm import LLMSettings, OpenAIChatModel, chat_model_from_settings
 from memory.errors import BackendError
 
 DEMO_NOTICE = (
@@ -20,7 +20,7 @@ DEMO_NOTICE = (
 )
 
 
-class EmbeddedChatModel:
+class LazyEmbeddedModel:
     """The shipped SmolLM2 GGUF behind llama.cpp's OpenAI-compatible server, started lazily."""
 
     is_demo = True
@@ -76,10 +76,8 @@ class EmbeddedChatModel:
 def open_chat_model(settings: LLMSettings, *, log_path: Path | None = None) -> Any:
     """The configured endpoint when there is one, else the embedded demo model (started now)."""
     if settings.base_url:
-        return OpenAIChatModel(base_url=settings.base_url, model=settings.model or "",
-                               api_key=settings.api_key, timeout=settings.timeout,
-                               json_mode=settings.json_mode)  # type: ignore[arg-type]
-    return EmbeddedChatModel(log_path=log_path)
+        return chat_model_from_settings(settings)
+    return LazyEmbeddedModel(log_path=log_path)
 
 
 def close_chat_model(model: Any) -> None:
