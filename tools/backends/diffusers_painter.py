@@ -144,11 +144,15 @@ def fit_cover(image: Image.Image, width: int, height: int) -> Image.Image:
 
 
 def save_png_atomic(image: Image.Image, path: Path) -> Path:
-    """Write a PNG next to ``path`` and rename it into place, so a crash never leaves half a file."""
+    """Write a PNG next to ``path`` and rename it into place, so a crash never leaves half a file.
+
+    zlib level 1: a 1080x1920 panel saves in about a tenth of the time of Pillow's default level 6
+    (seconds on a loaded 2-core machine) for files some 15% larger.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format="PNG", compress_level=1)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
