@@ -94,8 +94,20 @@ def test_create_propose_accept_reload_and_restart(browser, tmp_path):
             bible.get_by_text("anime cel shading, soft rim light").wait_for()
             assert "Fox Rain" in bible.inner_text()
 
+            page.click("#edit")                     # the form, every field editable
+            form = page.locator("#edit-form")
+            form.get_by_label("age", exact=True).fill("31")
+            form.locator("#save-edit").click()
+            page.locator("#card").get_by_text("Ren").wait_for()
+            bible.get_by_text("Aiko").first.wait_for()
+            assert "31" in bible.inner_text()
+
+            page.locator("#note textarea").fill("make him a villain")
+            page.click("#reject")                   # the agent revises with the note: Kaito next
+            page.locator("#card").get_by_text("take 2").wait_for()
+
             page.reload()
-            page.locator("#card").get_by_text("Aiko").wait_for()
+            page.locator("#card").get_by_text("take 2").wait_for()
             assert "anime cel shading" in page.locator("#bible").inner_text()
             assert "A shrine maiden hears rain spirits" in page.locator("#chat").inner_text()
             page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
@@ -108,7 +120,7 @@ def test_create_propose_accept_reload_and_restart(browser, tmp_path):
             page = browser.new_page(viewport={"width": 1500, "height": 1100})
             page.set_default_timeout(30_000)
             page.goto(f"http://127.0.0.1:{port}/")
-            page.locator("#card").get_by_text("Aiko").wait_for()  # the pending proposal survived
+            page.locator("#card").get_by_text("take 2").wait_for()  # the pending proposal survived
             assert "anime cel shading" in page.locator("#bible").inner_text()
             assert "A shrine maiden hears rain spirits" in page.locator("#chat").inner_text()
         finally:

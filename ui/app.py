@@ -175,12 +175,12 @@ def build_app(studio: Studio) -> Any:
                                     value=[[row.get(c, "") for c in cols] for row in value], headers=cols,
                                     type="array", interactive=True, label=label, wrap=True))
                             elif isinstance(value, list):
-                                comps.append(gr.Textbox(value="\n".join(map(str, value)),
+                                comps.append(gr.Textbox(value="\n".join(map(str, value)), interactive=True,
                                                         label=f"{label} (one per line)", lines=3))
                             elif isinstance(value, int):
-                                comps.append(gr.Number(value=value, label=label, precision=0))
+                                comps.append(gr.Number(value=value, label=label, precision=0, interactive=True))
                             else:
-                                comps.append(gr.Textbox(value=str(value), label=label,
+                                comps.append(gr.Textbox(value=str(value), label=label, interactive=True,
                                                         lines=3 if len(str(value)) > 60 else 1))
                             keys.append(key)
                         save = gr.Button("Save edit and accept", variant="primary", elem_id="save-edit")
