@@ -45,7 +45,7 @@ def test_bad_arguments_fail_before_loading(tmp_path, panel):
 
 
 @pytest.mark.slow
-def test_animates_a_panel_into_frames_on_cpu(tiny, panel, tmp_path):
+def test_animates_a_panel_into_frames_on_cpu(tiny, panel, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     sd, adapter = tiny
     motion = DiffusersMotion(str(sd), str(adapter), steps=4, strength=0.6, width=64, height=64)
@@ -65,3 +65,11 @@ def test_animates_a_panel_into_frames_on_cpu(tiny, panel, tmp_path):
     with Image.open(again[5]) as a, Image.open(frames[5]) as b:
         assert np.array_equal(np.asarray(a), np.asarray(b))           # seeded
     assert motion.load_count == 1
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 4.00 GiB")
+
+    monkeypatch.setattr(type(motion._pipe), "__call__", oom)
+    with pytest.raises(BackendError, match="out of memory animating shot1.png .8 frames at 64x64"):
+        motion.animate(panel, "wind", num_frames=8, fps=8, seed=3, out_dir=tmp_path / "oom")
+    assert not (tmp_path / "oom").exists()

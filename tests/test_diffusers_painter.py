@@ -223,7 +223,7 @@ def test_lora_per_character_switches_and_restores(sd_path, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("error", ["cuda_oom", "runtime_oom"])
+@pytest.mark.parametrize("error", ["cuda_oom", "runtime_oom", "cpu_alloc"])
 def test_out_of_memory_becomes_backend_error_and_writes_nothing(error, sd_path, tmp_path, monkeypatch):
     painter = DiffusersPainter(DiffusersConfig(model=str(sd_path), steps=1, **SIZE))
     painter.paint(_request("warm"), tmp_path / "warm")
@@ -232,12 +232,14 @@ def test_out_of_memory_becomes_backend_error_and_writes_nothing(error, sd_path, 
     def boom(*args, **kwargs):
         if error == "cuda_oom":
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        if error == "cpu_alloc":
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 MiB")
 
     monkeypatch.setattr(type(pipe), "__call__", boom)
     out = tmp_path / "out"
     out.mkdir()
-    with pytest.raises(BackendError, match=r"out of GPU memory painting s1 at 64x112 .*cpu_offload = true"):
+    with pytest.raises(BackendError, match=r"out of memory painting s1 at 64x112 .*cpu_offload = true"):
         painter.paint(_request("s1"), out)
     assert list(out.iterdir()) == []
 

@@ -19,13 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from memory.errors import BackendError, InputError
-from tools.backends.diffusers_painter import fit_cover
+from tools.backends.diffusers_painter import fit_cover, is_out_of_memory
 
 DEFAULT_MOTION_ADAPTER = "guoyww/animatediff-motion-adapter-v1-5-2"
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
 
 
 class DiffusersMotion:
@@ -109,7 +105,7 @@ class DiffusersMotion:
             except BackendError:
                 raise
             except Exception as exc:
-                if _is_oom(exc):
+                if is_out_of_memory(exc):
                     raise BackendError(self._oom_message(0, "loading AnimateDiff")) from exc
                 raise
             self.load_count += 1
@@ -117,7 +113,7 @@ class DiffusersMotion:
 
     def _oom_message(self, num_frames: int, what: str) -> str:
         return (
-            f"out of GPU memory {what} ({num_frames} frames at {self.width}x{self.height} on {self._device}); "
+            f"out of memory {what} ({num_frames} frames at {self.width}x{self.height} on {self._device}); "
             "use fewer frames or a smaller [motion] width/height"
         )
 
@@ -154,7 +150,7 @@ class DiffusersMotion:
                         output_type="pil",
                     ).frames[0]
             except Exception as exc:
-                if not _is_oom(exc):
+                if not is_out_of_memory(exc):
                     raise
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()

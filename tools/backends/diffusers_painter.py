@@ -237,8 +237,15 @@ def build_negative(request: PanelRequest, base: str = DEFAULT_NEGATIVE_PROMPT) -
 # --------------------------------------------------------------------------- painter
 
 
-def _is_oom(exc: BaseException) -> bool:
-    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA OOM (torch.cuda.OutOfMemoryError or a RuntimeError saying so) or a failed CPU allocation."""
+    text = str(exc).lower()
+    return (
+        isinstance(exc, MemoryError)
+        or type(exc).__name__ == "OutOfMemoryError"
+        or "out of memory" in text
+        or "can't allocate memory" in text
+    )
 
 
 def _looks_like_path(model: str) -> bool:
@@ -401,7 +408,7 @@ class DiffusersPainter:
                 local_files_only=cfg.local_files_only,
             )
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            if _is_oom(exc):
+            if is_out_of_memory(exc):
                 raise
             raise BackendError(
                 f"could not load IP-Adapter {cfg.ip_adapter} ({subfolder}/{weight_name}): {exc}; check "
@@ -416,7 +423,7 @@ class DiffusersPainter:
             except BackendError:
                 raise
             except Exception as exc:
-                if _is_oom(exc):
+                if is_out_of_memory(exc):
                     raise BackendError(self._oom_message("loading the checkpoint")) from exc
                 raise
             self.load_count += 1
@@ -508,7 +515,7 @@ class DiffusersPainter:
     def _oom_message(self, what: str) -> str:
         w, h = self._size()
         return (
-            f"out of GPU memory {what} at {w}x{h} on {self._device} with {self.config.model}; set [painter] "
+            f"out of memory {what} at {w}x{h} on {self._device} with {self.config.model}; set [painter] "
             "cpu_offload = true and vae_tiling = true, or a smaller width/height (multiples of 64)"
         )
 
@@ -539,7 +546,7 @@ class DiffusersPainter:
                         generator=generator, output_type="pil", **ip_kwargs,
                     ).images[0]
             except Exception as exc:
-                if not _is_oom(exc):
+                if not is_out_of_memory(exc):
                     raise
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
