@@ -100,21 +100,74 @@ def resample(samples: np.ndarray, rate: int, target: int = PROJECT_SAMPLE_RATE) 
     return np.asarray(soxr.resample(samples, rate, target, "HQ"), dtype=np.float32)
 
 
-def pitch_shift(samples: np.ndarray, rate: int, semitones: float) -> np.ndarray:
-    """Shift pitch by ``semitones`` while keeping the duration (phase vocoder + soxr resampling).
+def pitch_shift(samples: np.ndarray, rate: int, semitones: float, *, n_fft: int = 1024) -> np.ndarray:
+    """Shift pitch by ``semitones`` while keeping the duration: phase-vocoder time stretch, then
+    soxr resampling back to the original length (the method of ``librosa.effects.pitch_shift``).
 
     A plain speed change would also change the line's length and every lip-sync frame after it.
-    ``n_fft=1024`` (46 ms at 22.05 kHz) keeps speech transients tighter than librosa's 2048 default.
+    Written with numpy's FFT rather than calling librosa because importing and warming up librosa
+    (numba, scipy, scikit-learn) costs 3-5 s per process, a twentieth of a whole episode's voicing
+    budget; ``tests/test_voices.py`` checks it against librosa. ``n_fft=1024`` (46 ms at 22.05 kHz)
+    keeps speech transients tighter than a 2048-point frame.
     """
-    import librosa
+    import numpy as np
+    import soxr
+
+    audio = np.asarray(samples, dtype=np.float32)
+    if abs(semitones) < 0.01 or len(audio) < n_fft:
+        return audio
+    stretch = 2.0 ** (-float(semitones) / 12.0)  # < 1 stretches longer, then resampling raises pitch
+    stretched = _time_stretch(audio, stretch, n_fft)
+    shifted = np.asarray(soxr.resample(stretched, rate / stretch, rate, "HQ"), dtype=np.float32)
+    if len(shifted) >= len(audio):
+        return shifted[: len(audio)]
+    return np.pad(shifted, (0, len(audio) - len(shifted)))
+
+
+def _time_stretch(audio: np.ndarray, speed: float, n_fft: int) -> np.ndarray:
+    """Phase vocoder (Flanagan & Golden; Laroche & Dolson phase propagation) with a periodic Hann
+    window, 75 % overlap and centred frames; output length ``round(len / speed)``."""
     import numpy as np
 
-    if abs(semitones) < 0.01 or len(samples) < 1024:
-        return np.asarray(samples, dtype=np.float32)
-    shifted = librosa.effects.pitch_shift(
-        np.asarray(samples, dtype=np.float32), sr=rate, n_steps=float(semitones), res_type="soxr_hq", n_fft=1024
-    )
-    return np.asarray(shifted, dtype=np.float32)
+    hop = n_fft // 4
+    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
+    padded = np.pad(audio, n_fft // 2)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    spectrum = np.fft.rfft(frames * window, axis=1)  # (frames, bins)
+    steps = np.arange(0, spectrum.shape[0], speed)
+    spectrum = np.pad(spectrum, [(0, 2), (0, 0)])
+    index = np.floor(steps).astype(np.int64)
+    alpha = (steps - index)[:, None]
+    magnitude = np.abs(spectrum)
+    phase = np.angle(spectrum)
+    expected = np.linspace(0, np.pi * hop, spectrum.shape[1])  # phase advance of each bin per hop
+    mag = (1.0 - alpha) * magnitude[index] + alpha * magnitude[index + 1]
+    delta = phase[index + 1] - phase[index] - expected
+    delta -= 2.0 * np.pi * np.round(delta / (2.0 * np.pi))
+    advance = expected + delta
+    accumulated = np.empty_like(advance)
+    accumulated[0] = phase[0]
+    np.cumsum(advance[:-1], axis=0, out=accumulated[1:])
+    accumulated[1:] += phase[0]
+    out_frames = np.fft.irfft(mag * np.exp(1j * accumulated), n=n_fft, axis=1).astype(np.float32) * window
+    # Overlap-add: with hop = n_fft / 4 each frame covers four hop-sized segments.
+    count = out_frames.shape[0]
+    segments = out_frames.reshape(count, 4, hop)
+    summed = np.zeros((count + 3, hop), dtype=np.float32)
+    norm = np.zeros((count + 3, hop), dtype=np.float32)
+    window_sq = (window ** 2).reshape(4, hop)
+    for k in range(4):
+        summed[k:k + count] += segments[:, k]
+        norm[k:k + count] += window_sq[k]
+    signal = summed.reshape(-1)
+    norm = norm.reshape(-1)
+    signal = np.where(norm > 1e-6, signal / np.maximum(norm, 1e-6), signal)
+    length = round(len(audio) / speed)
+    start = n_fft // 2
+    out = signal[start:start + length]
+    if len(out) < length:
+        out = np.pad(out, (0, length - len(out)))
+    return out.astype(np.float32)
 
 
 def measure(samples: np.ndarray, rate: int, path: Path) -> TakeInfo:

