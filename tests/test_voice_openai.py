@@ -103,6 +103,8 @@ def test_tts1_models_get_no_instructions_and_other_engines_get_the_default_voice
     body = server.requests[-1]["body"]
     assert "instructions" not in body and "speed" not in body
     assert body["voice"] == "alloy"
+    synth.synthesize(SpeechRequest(text="Hi.", profile=VoiceProfile(engine="openai")), tmp_path / "l.wav")
+    assert server.requests[-1]["body"]["voice"] == "alloy"  # Piper's voice name is never sent
 
 
 @pytest.mark.parametrize("mode, status, words", [

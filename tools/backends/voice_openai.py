@@ -11,6 +11,7 @@ from pathlib import Path
 
 from memory.errors import BackendError, InputError
 from tools.backends.protocols import SpeechRequest
+from tools.backends.voice_piper import PIPER_VOICE
 
 DEFAULT_MODEL = "gpt-4o-mini-tts"
 DEFAULT_VOICE = "alloy"
@@ -81,7 +82,9 @@ class OpenAISpeechSynth:
         speed = profile.rate
         if not _SPEED_RANGE[0] <= speed <= _SPEED_RANGE[1]:
             raise InputError(f"voice rate {speed} is outside the speech API's range {_SPEED_RANGE[0]}-{_SPEED_RANGE[1]}")
-        voice = profile.voice if profile.engine == "openai" and profile.voice else self.default_voice
+        # A profile cast for another engine (or left at Piper's voice name) gets the server's default voice.
+        own_voice = profile.engine == "openai" and profile.voice not in ("", PIPER_VOICE)
+        voice = profile.voice if own_voice else self.default_voice
         kwargs: dict = {"model": self.model, "voice": voice, "input": text, "response_format": "wav"}
         if abs(speed - 1.0) > 1e-6:
             kwargs["speed"] = speed
