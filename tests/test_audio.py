@@ -24,7 +24,7 @@ from tools.audio import (
     to_project_wav,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg binary")
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg binary")
 
 
 def _ffmpeg(*args: str) -> None:
@@ -102,6 +102,7 @@ def test_envelope_follows_loudness_per_video_frame(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- import_recording
 
 
+@needs_ffmpeg
 @pytest.mark.parametrize("suffix, extra", [
     (".wav", ()),
     (".mp3", ("-c:a", "libmp3lame", "-b:a", "64k")),
@@ -122,6 +123,7 @@ def test_import_recording_brings_common_formats_to_48k_mono(tmp_path: Path, suff
     assert np.isfinite(info.loudness_lufs)
 
 
+@needs_ffmpeg
 def test_import_rejects_a_picture_renamed_wav(tmp_path: Path) -> None:
     fake = tmp_path / "x.wav"
     fake.write_bytes(_png_bytes())
@@ -130,6 +132,7 @@ def test_import_rejects_a_picture_renamed_wav(tmp_path: Path) -> None:
     assert not (tmp_path / "out.wav").exists()
 
 
+@needs_ffmpeg
 def test_import_rejects_text_and_random_bytes_and_a_cut_header(tmp_path: Path) -> None:
     text = tmp_path / "lines.wav"
     text.write_text("INT. ROOFTOP - NIGHT\n" * 30)
@@ -144,6 +147,7 @@ def test_import_rejects_text_and_random_bytes_and_a_cut_header(tmp_path: Path) -
         assert "not" in str(caught.value) or "corrupt" in str(caught.value)
 
 
+@needs_ffmpeg
 def test_import_rejects_a_recording_cut_off_mid_file(tmp_path: Path) -> None:
     full = _tone(tmp_path / "full.mp3", 4.0, 440.0, "-c:a", "libmp3lame", "-b:a", "64k", "-write_xing", "1")
     cut = tmp_path / "half.mp3"
@@ -152,6 +156,7 @@ def test_import_rejects_a_recording_cut_off_mid_file(tmp_path: Path) -> None:
         import_recording(cut, tmp_path / "out.wav")
 
 
+@needs_ffmpeg
 def test_import_rejects_a_two_hour_file_from_the_probe(tmp_path: Path) -> None:
     # A real 2-hour WAV, kept small (7 MB) by its 1 kHz, 8-bit format.
     long = tmp_path / "podcast.wav"
@@ -160,6 +165,7 @@ def test_import_rejects_a_two_hour_file_from_the_probe(tmp_path: Path) -> None:
         import_recording(long, tmp_path / "out.wav")
 
 
+@needs_ffmpeg
 def test_import_rejects_empty_and_silent_files(tmp_path: Path) -> None:
     empty = tmp_path / "empty.m4a"
     empty.touch()
@@ -175,6 +181,7 @@ def test_import_rejects_empty_and_silent_files(tmp_path: Path) -> None:
         import_recording(header_only, tmp_path / "out.wav")
 
 
+@needs_ffmpeg
 def test_probe_without_ffprobe_parses_ffmpeg_banner(tmp_path: Path) -> None:
     """imageio-ffmpeg ships no ffprobe: the `ffmpeg -i` fallback must agree with ffprobe."""
     if shutil.which("ffprobe") is None:

@@ -365,7 +365,7 @@ def import_recording(src: Path, dst: Path, *, max_seconds: float = 600.0) -> Tak
     if proc.returncode != 0:
         reason = (errors.splitlines() or ["decoder failed"])[-1]
         raise InputError(f"{src.name} could not be decoded ({reason}); it may be corrupt, re-export it")
-    samples = np.frombuffer(proc.stdout, dtype=np.float32).copy()
+    samples = np.frombuffer(proc.stdout, dtype=np.float32)  # read-only view; never modified in place
     decoded_s = len(samples) / PROJECT_SAMPLE_RATE
     if len(samples) == 0:
         raise InputError(f"{src.name} has no audio samples (zero length); record or export it again")
