@@ -1,0 +1,171 @@
+"""ffmpeg plumbing: encode a segment from raw frames, join segments by stream copy, mux audio.
+
+Frames go to ffmpeg as raw I420 (``-pix_fmt yuv420p`` input, the layout x264 encodes), from a writer
+thread fed through a bounded queue, so Python makes frame n+1 while the pipe drains frame n. Every
+output is written under a temporary name and renamed when complete, so a killed render never leaves
+a half file where a finished one is expected.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from memory.errors import BackendError
+
+QUEUE_FRAMES = 6
+
+
+def ffmpeg_exe() -> str:
+    """Debian's ffmpeg when installed, else the one bundled with imageio-ffmpeg."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:
+        raise BackendError("ffmpeg not found; apt-get install ffmpeg or pip install imageio-ffmpeg") from exc
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffprobe_exe() -> str:
+    found = shutil.which("ffprobe")
+    if not found:
+        raise BackendError("ffprobe not found; apt-get install ffmpeg")
+    return found
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.part{path.suffix}")
+
+
+def _run(cmd: list[str], what: str) -> None:
+    proc = subprocess.run(cmd, capture_output=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace")[-800:]
+        raise BackendError(f"ffmpeg failed to {what} (exit {proc.returncode}): {tail}")
+
+
+class SegmentEncoder:
+    """One H.264 segment (its own closed GOPs, starting on an IDR) from I420 frames.
+
+    Use as a context manager; ``write`` takes ownership of the frame (do not reuse the buffer).
+    Leaving the block with an exception kills ffmpeg and removes the temporary file.
+    """
+
+    def __init__(self, out: Path, width: int, height: int, fps: int, preset: str, crf: int) -> None:
+        self.out, self.tmp = out, _tmp_name(out)
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+               "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+               "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+               "-colorspace", "smpte170m", "-color_range", "tv", "-f", "mp4", str(self.tmp)]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        self._q: queue.Queue[np.ndarray | None] = queue.Queue(QUEUE_FRAMES)
+        # recycled frame buffers: a fresh 3 MB array per frame costs page faults on every frame
+        self._shape = (height * 3 // 2, width)
+        self._free: queue.Queue[np.ndarray] = queue.Queue()
+        self._owned: list[np.ndarray] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name=f"enc-{out.stem}", daemon=True)
+        self._thread.start()
+        self.frames = 0
+
+    def _drain(self) -> None:
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            while True:
+                frame = self._q.get()
+                if frame is None:
+                    break
+                stdin.write(memoryview(frame).cast("B"))
+                if any(frame is b for b in self._owned):
+                    self._free.put(frame)
+        except BaseException as exc:  # broken pipe: ffmpeg died; reported by close()
+            self._error = exc
+            while self._q.get() is not None:   # unblock the producer
+                pass
+        finally:
+            try:
+                stdin.close()
+            except OSError:
+                pass
+
+    def buffer(self) -> np.ndarray:
+        """An I420 frame buffer to fill and hand to ``write`` (recycled once ffmpeg has it)."""
+        try:
+            return self._free.get_nowait()
+        except queue.Empty:
+            if len(self._owned) < QUEUE_FRAMES + 4:
+                self._owned.append(np.empty(self._shape, np.uint8))
+                return self._owned[-1]
+            return self._free.get()
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._error is not None:
+            raise BackendError(f"ffmpeg stopped while encoding {self.out.name}: {self._error}")
+        self._q.put(frame)
+        self.frames += 1
+
+    def close(self) -> Path:
+        self._q.put(None)
+        self._thread.join()
+        err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+        rc = self.proc.wait()
+        if rc != 0 or self._error is not None:
+            self.tmp.unlink(missing_ok=True)
+            raise BackendError(f"ffmpeg failed on segment {self.out.name} (exit {rc}): {err[-800:]}")
+        self.tmp.replace(self.out)
+        return self.out
+
+    def abort(self) -> None:
+        self.proc.kill()
+        try:
+            self._q.put_nowait(None)
+        except queue.Full:
+            pass
+        self._thread.join(timeout=5)
+        self.proc.wait()
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "SegmentEncoder":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def encode_audio(wav: Path, out_m4a: Path) -> Path:
+    """AAC 192 kb/s, 48 kHz, written atomically."""
+    tmp = _tmp_name(out_m4a)
+    _run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(wav),
+          "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-f", "mp4", str(tmp)], f"encode audio {wav}")
+    tmp.replace(out_m4a)
+    return out_m4a
+
+
+def join_and_mux(segments: list[Path], audio_m4a: Path, out_mp4: Path, list_file: Path) -> Path:
+    """Concat demuxer with ``-c copy`` for the video, the AAC stream copied in, moov first
+    (``+faststart``); the episode is renamed into place only when complete."""
+    def quote(p: Path) -> str:
+        return "file '" + str(p).replace("'", "'\\''") + "'\n"
+
+    list_file.write_text("".join(quote(p) for p in segments))
+    tmp = _tmp_name(out_mp4)
+    try:
+        _run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+              "-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(audio_m4a),
+              "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-movflags", "+faststart",
+              "-f", "mp4", str(tmp)], f"join {len(segments)} segments into {out_mp4}")
+        tmp.replace(out_mp4)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_mp4

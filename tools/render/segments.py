@@ -1,0 +1,271 @@
+"""Episode render: shot bodies and transitions as separately cached H.264 segments, joined by copy.
+
+Each segment file is named by the sha256 of everything that decides its pixels (file contents of
+panels/layers/variants/takes, every shot parameter, captions, frame range, size, fps, encoder settings,
+font, renderer version), so an edit re-encodes only what it touches: changing one shot re-renders its
+body and the transitions on either side of it. Segments are renamed into the cache only when complete,
+so a killed render resumes from what was finished.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from memory.errors import StoryreelError
+from tools.render.spec import EpisodeSpec, ShotFrames, ShotSpec, frame_plan, timeline, total_frames, validate_spec
+
+RENDERER_VERSION = "storyreel-render-1"
+Progress = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class Segment:
+    key: str                 # sha256 -> file name
+    kind: str                # "shot" | "transition"
+    shot: int                # the shot (for a transition: the incoming shot)
+    start: int               # absolute frame range [start, end)
+    end: int
+    label: str               # "shot:<id>" or "transition:<from>-><to>"
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    mp4: Path
+    srt: Path
+    vtt: Path
+    otio: Path
+    contact_sheet: Path
+    duration_s: float
+    rebuilt_segments: tuple[str, ...]
+    reused_segments: tuple[str, ...]
+    timeline: list
+
+
+class RenderCancelled(StoryreelError):
+    """The render was stopped before it finished; cached segments are kept for the next run."""
+
+
+# --------------------------------------------------------------------------- hashing
+
+_FILE_HASHES: dict[tuple[str, int, int], str] = {}
+_HASH_LOCK = threading.Lock()
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash, memoised on (path, size, mtime) within the process."""
+    st = os.stat(path)
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _HASH_LOCK:
+        if key in _FILE_HASHES:
+            return _FILE_HASHES[key]
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    with _HASH_LOCK:
+        _FILE_HASHES[key] = h.hexdigest()
+    return _FILE_HASHES[key]
+
+
+def shot_fingerprint(shot: ShotSpec) -> dict:
+    """Everything about a shot that changes its pixels, with files replaced by content hashes."""
+    d = asdict(shot)
+    d["panel"] = file_sha256(shot.panel)
+    d["layers"] = {k: file_sha256(p) for k, p in sorted(shot.layers.items())}
+    d["variants"] = {k: file_sha256(p) for k, p in sorted(shot.variants.items())}
+    # the mouth follows the takes only when someone speaks; otherwise takes do not touch the picture
+    d["takes"] = [(file_sha256(t.wav), t.start) for t in shot.takes] if shot.speakers and shot.layers else []
+    d.pop("transition_in")      # belongs to the transition segment, not the shot's pixels
+    d.pop("transition_s")
+    return d
+
+
+def _episode_fingerprint(spec: EpisodeSpec) -> dict:
+    font = spec.font
+    if font is None:
+        from tools.render.captions import find_caption_font
+
+        texts = "".join(c.text for s in spec.shots for c in s.captions)
+        font = find_caption_font(spec.language, texts) if texts.strip() else None
+    return {"v": RENDERER_VERSION, "fps": spec.fps, "w": spec.width, "h": spec.height, "preset": spec.preset,
+            "crf": spec.crf, "language": spec.language, "font": file_sha256(font) if font else None}
+
+
+def _digest(obj: object) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def plan_segments(spec: EpisodeSpec, plan: list[ShotFrames]) -> list[Segment]:
+    """Shot bodies and transitions in timeline order, each with its cache key."""
+    ep = _episode_fingerprint(spec)
+    prints = [shot_fingerprint(s) for s in spec.shots]
+    segs: list[Segment] = []
+    for f in plan:
+        shot = spec.shots[f.index]
+        if f.overlap_in:
+            prev = plan[f.index - 1]
+            key = _digest({"ep": ep, "kind": "transition", "type": shot.transition_in,
+                           "a": prints[f.index - 1], "a_len": prev.length, "a_from": f.start - prev.start,
+                           "b": prints[f.index], "b_len": f.length, "frames": f.overlap_in})
+            segs.append(Segment(key, "transition", f.index, f.start, f.start + f.overlap_in,
+                                f"transition:{spec.shots[f.index - 1].shot_id}->{shot.shot_id}"))
+        a, b = f.body
+        if b > a:
+            key = _digest({"ep": ep, "kind": "shot", "shot": prints[f.index], "len": f.length,
+                           "from": a - f.start, "to": b - f.start})
+            segs.append(Segment(key, "shot", f.index, a, b, f"shot:{shot.shot_id}"))
+    return segs
+
+
+# --------------------------------------------------------------------------- frame makers
+
+
+class _ShotPictures:
+    """Prepared motion + captions per shot, shared by the segments that need them, dropped after."""
+
+    def __init__(self, spec: EpisodeSpec, plan: list[ShotFrames], todo: list[Segment]) -> None:
+        self.spec, self.plan = spec, plan
+        self._users: dict[int, int] = {}
+        for s in todo:
+            for i in ((s.shot - 1, s.shot) if s.kind == "transition" else (s.shot,)):
+                self._users[i] = self._users.get(i, 0) + 1
+        self._ready: dict[int, tuple] = {}
+        self._locks = {i: threading.Lock() for i in self._users}
+
+    def get(self, i: int):
+        from tools.render.captions import CaptionTrack
+        from tools.render.motion import CameraMotion
+
+        with self._locks[i]:
+            if i not in self._ready:
+                spec, shot = self.spec, self.spec.shots[i]
+                self._ready[i] = (CameraMotion(shot, spec.width, spec.height, spec.fps),
+                                  CaptionTrack(shot.captions, spec.width, spec.height, spec.font, spec.language))
+            return self._ready[i]
+
+    def release(self, i: int) -> None:
+        with self._locks[i]:
+            self._users[i] -= 1
+            if self._users[i] == 0:
+                self._ready.pop(i, None)
+
+    def picture(self, i: int, n: int, out=None):
+        """I420 frame of shot i at absolute frame n (captions burned in), into ``out`` when given."""
+        motion, captions = self.get(i)
+        t = (n - self.plan[i].start) / self.spec.fps
+        buf = motion.frame_i420(t, out)
+        captions.apply_i420(buf, t)
+        return buf
+
+
+def _render_segment(seg: Segment, spec: EpisodeSpec, pics: _ShotPictures, out: Path,
+                    cancel: threading.Event) -> None:
+    from tools.render.encode import SegmentEncoder
+    from tools.render.motion import blend_transition
+
+    shots = (seg.shot - 1, seg.shot) if seg.kind == "transition" else (seg.shot,)
+    scratch = None
+    try:
+        with SegmentEncoder(out, spec.width, spec.height, spec.fps, spec.preset, spec.crf) as enc:
+            for n in range(seg.start, seg.end):
+                if cancel.is_set():
+                    raise RenderCancelled(f"render stopped during {seg.label}")
+                if seg.kind == "shot":
+                    enc.write(pics.picture(seg.shot, n, enc.buffer()))
+                else:
+                    if scratch is None:
+                        scratch = (enc.buffer(), enc.buffer())
+                    p = (n - seg.start + 0.5) / seg.frames
+                    kind = spec.shots[seg.shot].transition_in
+                    a, b = pics.picture(seg.shot - 1, n, scratch[0]), pics.picture(seg.shot, n, scratch[1])
+                    enc.write(blend_transition(kind, a, b, p, spec.height, spec.width, enc.buffer()))
+    finally:
+        for i in shots:
+            pics.release(i)
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+def default_jobs() -> int:
+    """Segments encoded at once: two keeps both cores busy across segment start-up and x264 flushes."""
+    env = os.environ.get("STORYREEL_RENDER_JOBS")
+    if env and env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def render_episode(spec: EpisodeSpec, out_dir: Path, cache_dir: Path, *, progress: Progress | None = None,
+                   jobs: int | None = None) -> RenderResult:
+    """Render ``spec`` to ``out_dir/episode.mp4`` (+ .srt, .vtt, timeline.otio, contact_sheet.png),
+    reusing segments found in ``cache_dir``. Inputs are checked before any work; the previous
+    episode file stays in place until the new one is complete."""
+    from tools.render import exports
+    from tools.render.audio_mix import mix_episode_audio
+    from tools.render.encode import encode_audio, ffmpeg_exe, join_and_mux
+
+    validate_spec(spec)
+    out_dir, cache_dir = Path(out_dir), Path(cache_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seg_dir = cache_dir / "segments"
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    report = progress or (lambda f, m: None)
+    ffmpeg = ffmpeg_exe()
+    plan = frame_plan(spec)
+    segs = plan_segments(spec, plan)
+    path_of = {s.key: seg_dir / f"{s.key}.mp4" for s in segs}
+    todo = [s for s in segs if not path_of[s.key].is_file()]
+    reused = tuple(s.label for s in segs if path_of[s.key].is_file())
+    total = sum(s.frames for s in todo) or 1
+    report(0.0, f"{len(todo)} of {len(segs)} segments to render, {len(reused)} reused")
+
+    cancel = threading.Event()
+    pics = _ShotPictures(spec, plan, todo)
+    work_id = f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
+    audio_wav = cache_dir / f".mix-{work_id}.wav"
+    audio_m4a = cache_dir / f".mix-{work_id}.m4a"
+
+    def make_audio() -> None:
+        mix_episode_audio(spec, audio_wav, ffmpeg)
+        encode_audio(audio_wav, audio_m4a)
+
+    pool = ThreadPoolExecutor(max_workers=(jobs or default_jobs()) + 1, thread_name_prefix="render")
+    try:
+        audio_job = pool.submit(make_audio)
+        futures = {pool.submit(_render_segment, s, spec, pics, path_of[s.key], cancel): s for s in todo}
+        done_frames, pending = 0, set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
+            for fut in finished:
+                fut.result()
+                done_frames += futures[fut].frames
+                report(0.9 * done_frames / total, f"rendered {futures[fut].label}")
+        audio_job.result()
+        report(0.92, "joining segments")
+        mp4 = out_dir / "episode.mp4"
+        join_and_mux([path_of[s.key] for s in segs], audio_m4a, mp4, cache_dir / f".concat-{work_id}.txt")
+        report(0.96, "writing subtitles, timeline and contact sheet")
+        srt, vtt = exports.write_srt(spec, out_dir / "episode.srt"), exports.write_vtt(spec, out_dir / "episode.vtt")
+        otio_path = exports.write_otio(spec, out_dir / "timeline.otio")
+        sheet = exports.write_contact_sheet(spec, out_dir / "contact_sheet.png")
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for p in (audio_wav, audio_m4a, cache_dir / f".concat-{work_id}.txt"):
+            p.unlink(missing_ok=True)
+    report(1.0, "done")
+    return RenderResult(mp4, srt, vtt, otio_path, sheet, total_frames(plan) / spec.fps,
+                        tuple(s.label for s in todo), reused, timeline(spec))
