@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -9,6 +10,7 @@ if TYPE_CHECKING:
     from memory.bible import Bible
     from memory.canon import Canon
     from memory.ledger import Ledger
+    from tools.backends.protocols import PanelPainter
 
 
 @dataclass(frozen=True)
@@ -31,3 +33,7 @@ class DirectorContext:
     targets: Targets = field(default_factory=Targets)
     retrieval_k: int = 6
     repair_retries: int = 2
+    project_root: Path = Path(".")
+    painter: PanelPainter | None = None      # None: the storyboard slice is off (writers' room only)
+    candidates: int = 2                      # panel candidates per proposal
+    loras: dict[str, str] = field(default_factory=dict)   # character id -> LoRA, when configured

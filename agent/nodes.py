@@ -19,8 +19,10 @@ from agent import prompts
 from agent.context import DirectorContext
 from agent.llm import generate_structured
 from agent.review import ReviewRequest, ask
+from agent import storyboard
 from agent.schemas import (
-    PROPOSAL_MODELS, PROPOSAL_TITLES, beats_problems, proposal_model, scene_problems, validate_proposal,
+    PROPOSAL_MODELS, PROPOSAL_TITLES, beats_problems, proposal_model, scene_problems, shots_problems,
+    validate_proposal,
 )
 from agent.state import DirectorState, Pending, Task
 from memory.bible import record_text
@@ -62,13 +64,23 @@ def plan_next(state: DirectorState, runtime: Runtime[DirectorContext]
     task = stash.pop() if stash else None
     if task is None and state.get("premise"):
         task = next_task(runtime.context.canon, runtime.context)
+        if task is None:
+            task = storyboard.next_storyboard_task(runtime.context.canon, runtime.context)
     base = {"stash": stash, "notes": [], "rejected": [], "pending": None, "review_error": None}
     if task is None:
         return Command(goto="wait_input", update={**base, "task": None})
     return Command(goto="propose", update={**base, "task": task})
 
 
-def wait_input(state: DirectorState) -> Command[Literal["plan_next", "respond", "wait_input"]]:
+def _open_task(state: DirectorState, task: dict[str, Any]) -> dict[str, Any]:
+    """Review a storyboard item now (a click in the storyboard); the current task resumes after."""
+    stash = list(state.get("stash") or [])
+    if state.get("pending") and state.get("task"):
+        stash.append(state["task"])
+    return {"task": {"target_id": None, **task}, "stash": stash, "notes": [], "rejected": [], "pending": None}
+
+
+def wait_input(state: DirectorState) -> Command[Literal["plan_next", "respond", "wait_input", "propose"]]:
     """Wait for a message: the premise first, then questions and change requests."""
     premise = state.get("premise")
     prompt = ("Tell me the premise of your series: who, where, and what goes wrong."
@@ -76,6 +88,8 @@ def wait_input(state: DirectorState) -> Command[Literal["plan_next", "respond", 
               "The writers' room is up to date. Ask about the bible, request a change "
               "(\"make Ren older\"), or add a character, location or prop.")
     decision = ask(ReviewRequest(kind="input", prompt=prompt))
+    if decision["type"] == "open":
+        return Command(goto="propose", update=_open_task(state, decision["task"]))
     if decision["type"] != "chat":
         return Command(goto="wait_input")
     text = decision["text"].strip()
@@ -111,6 +125,7 @@ def _retrieve(ctx: DirectorContext, task: Task, premise: str) -> tuple[list[str]
         "outline": ["series", "character", "location"],
         "beats": ["series", "outline", "character", "location"],
         "scene": ["beats", "character", "location", "prop", "scene", "series"],
+        "shots": ["character", "location", "style"],
     }
     query = " ".join(filter(None, [task.get("request", ""), premise, kind]))
     hits = ctx.bible.search(query, kinds=kinds_for.get(kind), k=ctx.retrieval_k)
@@ -125,6 +140,14 @@ def _retrieve(ctx: DirectorContext, task: Task, premise: str) -> tuple[list[str]
         if beats and beats.id not in ids:
             ids.append(beats.id)
             texts.append(record_text(beats))
+    if kind == "shots":
+        scene = ctx.canon.get(task["scene_id"])
+        lines = "; ".join(f"line {i}: {ln.get('speaker')} ({ln.get('emotion')}): {ln.get('line')}"
+                          for i, ln in enumerate(scene.data.get("lines", []), 1))
+        ids.insert(0, scene.id)
+        texts.insert(0, f"Scene {scene.id} '{scene.data.get('title')}' at {scene.data.get('location')} — "
+                        f"{scene.data.get('action')} Dialogue: {lines}")
+        return ids, [t[:900] if i == 0 else t[:400] for i, t in enumerate(texts)]
     return ids, [t[:400] for t in texts]
 
 
@@ -159,6 +182,28 @@ def _shape_fix(kind: str, data: dict[str, Any], cast: list[str], places: list[st
         for line in data["lines"]:
             if line["speaker"] != "Narrator" and line["speaker"] not in data["characters"]:
                 data["characters"].append(line["speaker"])
+    if kind == "shots":
+        n_lines = int(data.pop("_n_lines", 0))
+        covered: set[int] = set()
+        for shot in data["shots"]:
+            for ch in shot["characters"]:
+                if cast and ch["name"] not in cast:
+                    new = difflib.get_close_matches(ch["name"], cast, n=1, cutoff=0.0)[0]
+                    fixed.append(f"character {ch['name']!r} -> {new!r}")
+                    ch["name"] = new
+            if places and shot.get("location") and shot["location"] not in places:
+                new = difflib.get_close_matches(shot["location"], places, n=1, cutoff=0.0)[0]
+                fixed.append(f"location {shot['location']!r} -> {new!r}")
+                shot["location"] = new
+            shot["lines"] = [n for n in shot["lines"] if 1 <= n <= n_lines and n not in covered]
+            covered.update(shot["lines"])
+        missing = [n for n in range(1, n_lines + 1) if n not in covered]
+        for n in missing:  # give each uncovered line a shot: the shot before it in order, else the last
+            target = max((sh for sh in data["shots"] if sh["lines"] and max(sh["lines"]) < n),
+                         key=lambda sh: max(sh["lines"]), default=data["shots"][-1])
+            target["lines"] = sorted([*target["lines"], n])
+        if missing:
+            fixed.append(f"dialogue lines {missing} assigned to shots")
     if kind == "beats" and beats_problems(data):
         beats = data["beats"]
         beats[0]["kind"], beats[-1]["kind"] = "hook", "cliffhanger"
@@ -180,6 +225,8 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
                         "target_id": task.get("target_id"), "data": None, "failure": None,
                         "warnings": [], "retrieved": [], "attempt": attempt, "seed": seed}
     cast, places = _names(ctx.canon, "character"), _names(ctx.canon, "location")
+    if kind in storyboard.VISUAL_KINDS:
+        return _propose_visual(state, ctx, task, pending)
     try:
         ids, texts = _retrieve(ctx, task, state.get("premise", ""))
         pending["retrieved"] = ids
@@ -192,7 +239,11 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
             episodes=ctx.targets.episodes)
         model = proposal_model(kind, cast=cast, places=places)
         check = None
-        if kind == "scene":
+        scene_data = ctx.canon.get(task["scene_id"]).data if kind == "shots" else {}
+        if kind == "shots":
+            def check(p: Any) -> list[str]:
+                return shots_problems(p.model_dump(), scene_data, cast, places)
+        elif kind == "scene":
             def check(p: Any) -> list[str]:
                 return scene_problems(p.model_dump(), cast, places)
         elif kind == "beats":
@@ -211,6 +262,8 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
             data["episode"] = task.get("episode", data.get("episode", 1))
         if kind == "scene":
             data["episode"], data["number"] = task.get("episode", 1), task.get("number", 1)
+        if kind == "shots":
+            data["scene_id"], data["_n_lines"] = task["scene_id"], len(scene_data.get("lines", []))
         pending["warnings"] = [f"auto-fixed: {f}" for f in _shape_fix(kind, data, cast, places)]
         pending["data"] = validate_proposal(kind, data)
     except StoryreelError as exc:
@@ -225,6 +278,36 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
     text = (f"Proposal: {title} — {prompts.summarise(kind, pending['data'])}. Review it on the card."
             if not pending["failure"] else f"I could not make a {title.lower()} proposal: "
             f"{pending['failure']}. Press Redo to try again, or edit the fields yourself.")
+    return Command(goto="review", update={"pending": pending, "review_error": None,
+                                          "messages": [{"role": "assistant", "content": text}]})
+
+
+def _propose_visual(state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending
+                    ) -> Command[Literal["review"]]:
+    """Paint N candidates for a reference sheet, a background or a panel."""
+    kind = task["kind"]
+    try:
+        pending["data"] = storyboard.paint_candidates(
+            ctx, task, proposal_id=pending["proposal_id"], attempt=pending["attempt"],
+            notes=list(state.get("notes") or []))
+        if pending["data"]["animatic"]:
+            pending["warnings"] = ["Animatic sketches from the offline renderer; configure a diffusers "
+                                   "checkpoint ([painter] in project.toml) for finished anime panels."]
+    except StoryreelError as exc:
+        pending["failure"] = str(exc)
+    data = pending["data"] or {}
+    ctx.ledger.append(actor="assistant", action="propose" if not pending["failure"] else "propose-failed",
+                      record_id=task.get("subject"), kind=kind,
+                      inputs={"proposal_id": pending["proposal_id"], "task": task,
+                              "notes": state.get("notes") or [],
+                              "seeds": [c["seed"] for c in data.get("candidates", [])]},
+                      note=pending["failure"] or f"{len(data.get('candidates', []))} candidates")
+    title = PROPOSAL_TITLES.get(kind, kind)
+    name = data.get("subject_name", task.get("subject"))
+    text = (f"Proposal: {title} — {name}, {len(data.get('candidates', []))} candidates. Pick one on the card."
+            if not pending["failure"] else
+            f"I could not draw the {title.lower()} for {task.get('subject')}: {pending['failure']}. "
+            "Press Redo to try again, or upload your own image.")
     return Command(goto="review", update={"pending": pending, "review_error": None,
                                           "messages": [{"role": "assistant", "content": text}]})
 
@@ -261,10 +344,25 @@ def review(state: DirectorState, runtime: Runtime[DirectorContext]
     decision = ask(review_request(state))
     pending = state.get("pending") or {}
     kind, kind_t = pending.get("kind", ""), decision["type"]
+    if kind_t == "open":
+        return Command(goto="propose", update=_open_task(state, decision["task"]))
+    if kind_t == "upload" and kind in storyboard.VISUAL_KINDS:
+        return Command(goto="commit", update={"pending": {**pending, "upload": decision["path"],
+                                                          "decided": "upload",
+                                                          "actor": decision.get("actor", "human")}})
     if kind_t == "chat":
         text = decision["text"].strip()
         return Command(goto="respond", update={"reply": text,
                                                "messages": [{"role": "user", "content": text}]})
+    if kind_t in ("accept", "edit") and kind in storyboard.VISUAL_KINDS:
+        if not (pending.get("data") or {}).get("candidates"):
+            return Command(goto="review", update={
+                "review_error": "There is no image to accept: press Redo, or upload your own."})
+        return Command(goto="commit", update={"pending": {**pending, "choice": int(decision.get("choice", 0)),
+                                                          "decided": "accept",
+                                                          "actor": decision.get("actor", "human")}})
+    if kind_t == "upload":
+        return Command(goto="review", update={"review_error": "Uploads replace images; edit the fields instead."})
     if kind_t in ("accept", "edit"):
         data = decision.get("data") if kind_t == "edit" else pending.get("data")
         if data is None:
@@ -311,21 +409,6 @@ def _record_id_for(kind: str, data: dict[str, Any]) -> str | None:
     return None
 
 
-def _upsert(canon: Canon, kind: str, data: dict[str, Any], record_id: str | None, *, actor: str,
-            note: str) -> Record:
-    if record_id and _exists(canon, record_id):
-        return canon.revise(record_id, data, actor=actor, note=note)
-    return canon.create(kind, data, actor=actor, record_id=record_id, note=note)
-
-
-def _exists(canon: Canon, record_id: str) -> bool:
-    try:
-        canon.get(record_id)
-        return True
-    except RecordNotFoundError:
-        return False
-
-
 def write_proposal(ctx: DirectorContext, kind: str, data: dict[str, Any], target_id: str | None,
                    *, actor: str, note: str) -> list[Record]:
     """Turn an accepted proposal into canon records (new, or a new revision of the target)."""
@@ -333,16 +416,16 @@ def write_proposal(ctx: DirectorContext, kind: str, data: dict[str, Any], target
     if kind == "series":
         series = {k: data[k] for k in ("title", "logline")}
         style = {k: data[k] for k in ("art_style", "palette", "tone", "target_episode_seconds")}
-        return [_upsert(canon, "series", series, "series", actor=actor, note=note),
-                _upsert(canon, "style", style, "style", actor=actor, note=note)]
+        return [canon.upsert("series", series, actor=actor, record_id="series", note=note),
+                canon.upsert("style", style, actor=actor, record_id="style", note=note)]
     record_id = target_id or _record_id_for(kind, data)
     if kind == "scene":  # stable line ids: takes and captions refer to them in later slices
         data["lines"] = [{**line, "id": f"{record_id}-l{i}"} for i, line in enumerate(data["lines"], 1)]
-    records = [_upsert(canon, kind, data, record_id, actor=actor, note=note)]
+    records = [canon.upsert(kind, data, actor=actor, record_id=record_id, note=note)]
     if kind == "outline":
         for ep in data["episodes"]:
-            records.append(_upsert(canon, "episode", dict(ep), f"episode-{ep['number']}", actor=actor,
-                                   note=note))
+            records.append(canon.upsert("episode", dict(ep), actor=actor, record_id=f"episode-{ep['number']}",
+                                        note=note))
     return records
 
 
@@ -354,11 +437,18 @@ def commit(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[L
     actor = pending.get("actor", "human")
     action = pending.get("decided", "accept")
     note = f"proposal {pid}"
-    already = [e for e in ctx.ledger.entries() if e.get("note") == note and e.get("action") in ("accept", "edit")]
+    already = [e for e in ctx.ledger.entries()
+               if e.get("note") == note and e.get("action") in ("accept", "edit", "upload")]
     records: list[Record] = []
     if not already:  # a crash between writing and checkpointing re-runs this node: write once
-        records = write_proposal(ctx, kind, dict(pending["data"]), pending.get("target_id"),
-                                 actor=actor, note=note)
+        if kind in storyboard.VISUAL_KINDS:
+            records = [storyboard.accept_image(ctx, pending["data"], choice=pending.get("choice"),
+                                               upload=pending.get("upload"), actor=actor, note=note)]
+        elif kind == "shots":
+            records = storyboard.write_shot_plan(ctx.canon, dict(pending["data"]), actor=actor, note=note)
+        else:
+            records = write_proposal(ctx, kind, dict(pending["data"]), pending.get("target_id"),
+                                     actor=actor, note=note)
         for rec in records:
             ctx.bible.index(rec)
         for rec in records:
@@ -368,7 +458,7 @@ def commit(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[L
                                       "notes": state.get("notes") or [], "premise": state.get("premise")},
                               note=note)
     names = ", ".join(f"{r.id} (rev {r.rev})" for r in records) or "already saved"
-    verb = "Edited and accepted" if action == "edit" else "Accepted"
+    verb = {"edit": "Edited and accepted", "upload": "Your upload is accepted as"}.get(action, "Accepted")
     who = " automatically (--auto-accept)" if actor == "auto" else ""
     return Command(goto="plan_next", update={
         "pending": None, "task": None, "review_error": None,

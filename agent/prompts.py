@@ -41,6 +41,13 @@ TASKS = {
         "present (only from the cast), a short action description, and 3-6 dialogue lines, each "
         "with speaker (from the cast), the line (short, spoken), and emotion."
     ),
+    "shots": (
+        "Plan the shots of scene {scene_id} for a vertical 9:16 anime episode: 3-6 shots. Per shot: "
+        "framing (establishing, wide, medium, close-up, extreme close-up), angle, camera move (static, "
+        "push-in, pull-out, pan, tilt, shake), the characters present with expression and pose, the "
+        "location, lighting, mood, the dialogue line numbers it covers (every line exactly once, in "
+        "order), a duration in seconds, and the transition into it (cut, crossfade, dip, slide, whip)."
+    ),
 }
 
 REVISE = (
@@ -69,7 +76,7 @@ def proposal_messages(*, kind: str, premise: str, bible: list[str], task: dict[s
                                     current=json.dumps(current, ensure_ascii=False))
     else:
         instruction = TASKS[kind].format(episodes=episodes, episode=task.get("episode", 1),
-                                         number=task.get("number", 1))
+                                         number=task.get("number", 1), scene_id=task.get("scene_id", ""))
         if task.get("request"):
             instruction += f"\nDirector's request: {task['request']}"
     parts = [f"Premise: {premise}", _bible_block(bible), instruction]
@@ -98,6 +105,8 @@ def summarise(kind: str, data: dict[str, Any] | None) -> str:
             return f"{kind} {data[key]!s}"[:120]
     if kind == "outline":
         return f"outline of {len(data.get('episodes', []))} episodes"
+    if kind == "shots":
+        return f"{len(data.get('shots', []))} shots for {data.get('scene_id')}"
     if kind == "beats":
         return f"beats of episode {data.get('episode')}: " + "; ".join(
             b.get("summary", "")[:40] for b in data.get("beats", []))[:160]

@@ -11,7 +11,8 @@ from langgraph.types import interrupt
 
 from memory.errors import InputError
 
-DecisionType = Literal["accept", "edit", "reject", "redo", "chat"]
+DecisionType = Literal["accept", "edit", "reject", "redo", "chat", "upload", "open"]
+DECISION_TYPES = ("accept", "edit", "reject", "redo", "chat", "upload", "open")
 ACTORS = ("human", "auto")
 MAX_MESSAGE_CHARS = 20_000
 
@@ -22,6 +23,9 @@ class Decision(TypedDict, total=False):
     note: str                 # reject: what to change
     text: str                 # chat: the director's message
     actor: str                # "human" (default) or "auto" (headless --auto-accept)
+    choice: int               # accept: which image candidate (0-based)
+    path: str                 # upload: the imported file, relative to the project
+    task: dict[str, Any]      # open: a storyboard item to review now, e.g. {"kind": "panel", "subject": shot}
 
 
 class ReviewRequest(TypedDict, total=False):
@@ -39,8 +43,8 @@ class ReviewRequest(TypedDict, total=False):
 
 def check_decision(raw: Any) -> Decision:
     """Validate a decision from the UI, CLI or a resumed checkpoint; InputError names the problem."""
-    if not isinstance(raw, dict) or raw.get("type") not in ("accept", "edit", "reject", "redo", "chat"):
-        raise InputError(f"unknown decision {raw!r}; use accept, edit, reject, redo or chat")
+    if not isinstance(raw, dict) or raw.get("type") not in DECISION_TYPES:
+        raise InputError(f"unknown decision {raw!r}; use one of {', '.join(DECISION_TYPES)}")
     decision: Decision = dict(raw)  # type: ignore[assignment]
     actor = decision.setdefault("actor", "human")
     if actor not in ACTORS:
@@ -49,6 +53,12 @@ def check_decision(raw: Any) -> Decision:
         raise InputError("an edit decision needs the edited proposal as 'data'")
     if decision["type"] == "chat":
         check_message(decision.get("text", ""))
+    if decision["type"] == "upload" and not isinstance(decision.get("path"), str):
+        raise InputError("an upload decision needs the imported file's project-relative 'path'")
+    if decision["type"] == "open" and not isinstance(decision.get("task"), dict):
+        raise InputError("an open decision needs a 'task' such as {'kind': 'panel', 'subject': SHOT_ID}")
+    if "choice" in decision and not isinstance(decision["choice"], int):
+        raise InputError(f"choice must be a candidate number, not {decision['choice']!r}")
     if decision["type"] == "reject" and len(decision.get("note", "")) > MAX_MESSAGE_CHARS:
         raise InputError(f"the rejection note is {len(decision['note']):,} characters; "
                          f"keep it under {MAX_MESSAGE_CHARS:,}")

@@ -120,6 +120,15 @@ def proposal_model(kind: str, *, cast: list[str] | None = None, places: list[str
                    ) -> type[_Proposal]:
     """The schema to generate `kind` with; scenes are narrowed to the accepted cast and places."""
     base = PROPOSAL_MODELS[kind]
+    if kind == "shots" and cast and places:
+        cast_t = Literal[tuple(dict.fromkeys(cast))]  # type: ignore[valid-type]
+        place_t = Literal[tuple(dict.fromkeys(places))]  # type: ignore[valid-type]
+        char_model = create_model("ShotCharacter", __base__=ShotCharacter, name=(cast_t, ...))
+        shot_model = create_model(
+            "Shot", __base__=Shot, location=(place_t, places[0]),
+            characters=(list[char_model], Field(default_factory=list, max_length=3)))  # type: ignore[valid-type]
+        return create_model("ShotPlanProposal", __base__=ShotPlanProposal,
+                            shots=(list[shot_model], Field(min_length=1, max_length=12)))  # type: ignore[valid-type]
     if kind != "scene" or not cast or not places:
         return base
     speakers = tuple(dict.fromkeys([*cast, "Narrator"]))
@@ -169,4 +178,62 @@ def beats_problems(beats: dict[str, Any]) -> list[str]:
         problems.append("one beat must be a twist")
     if not kinds or kinds[-1] != "cliffhanger":
         problems.append("the last beat must be the cliffhanger")
+    return problems
+
+
+# ----------------------------------------------------------------------------- storyboard (shots)
+
+FRAMINGS = ("establishing", "wide", "medium", "close-up", "extreme close-up")
+CAMERA_MOVES = ("static", "push-in", "pull-out", "pan", "tilt", "shake")
+TRANSITIONS = ("cut", "crossfade", "dip", "slide", "whip")
+
+
+class ShotCharacter(_Proposal):
+    name: str = Field(min_length=1, max_length=40)
+    expression: str = Field(default="neutral", max_length=30)
+    pose: str = Field(default="", max_length=80)
+
+
+class Shot(_Proposal):
+    framing: Literal["establishing", "wide", "medium", "close-up", "extreme close-up"] = "medium"
+    angle: str = Field(default="eye level", max_length=40)
+    camera_move: Literal["static", "push-in", "pull-out", "pan", "tilt", "shake"] = "static"
+    characters: list[ShotCharacter] = Field(default_factory=list, max_length=3)
+    location: str = Field(default="", max_length=60)
+    lighting: str = Field(default="", max_length=80)
+    mood: str = Field(default="", max_length=80)
+    lines: list[int] = Field(default_factory=list, max_length=4)   # 1-based dialogue line numbers
+    duration_s: float = Field(default=3.0, ge=0.5, le=15.0)
+    transition: Literal["cut", "crossfade", "dip", "slide", "whip"] = "cut"
+
+
+class ShotPlanProposal(_Proposal):
+    scene_id: str = Field(min_length=1, max_length=80)
+    shots: list[Shot] = Field(min_length=1, max_length=12)
+
+
+PROPOSAL_MODELS["shots"] = ShotPlanProposal
+PROPOSAL_TITLES.update({"shots": "Shot plan", "reference": "Character reference sheet",
+                        "background": "Location background", "panel": "Panel"})
+
+
+def shots_problems(plan: dict[str, Any], scene: dict[str, Any], cast: list[str], places: list[str]) -> list[str]:
+    """Where a shot plan contradicts its scene: unknown names or places, uncovered dialogue lines."""
+    problems: list[str] = []
+    known = {c.casefold() for c in cast}
+    n_lines = len(scene.get("lines", []))
+    covered: set[int] = set()
+    for i, shot in enumerate(plan.get("shots", []), 1):
+        for ch in shot.get("characters", []):
+            if ch.get("name", "").casefold() not in known:
+                problems.append(f"shot {i}: character {ch.get('name')!r} is not in the cast {cast}")
+        if shot.get("location") and places and shot["location"].casefold() not in {p.casefold() for p in places}:
+            problems.append(f"shot {i}: location {shot['location']!r} is not in the bible {places}")
+        for n in shot.get("lines", []):
+            if not 1 <= n <= n_lines:
+                problems.append(f"shot {i}: line {n} does not exist (the scene has {n_lines} lines)")
+            covered.add(n)
+    missing = [n for n in range(1, n_lines + 1) if n not in covered]
+    if missing:
+        problems.append(f"dialogue lines {missing} are not covered by any shot")
     return problems

@@ -14,6 +14,9 @@ class Task(TypedDict, total=False):
     """What the agent is proposing now."""
 
     kind: str                 # series | character | location | prop | outline | beats | scene
+                              # | shots | reference | background | panel
+    subject: str              # the record an image is of (character, location or shot id)
+    scene_id: str             # the scene a shot plan is for
     target_id: str | None     # a record being revised (a change request), else a new record
     request: str              # the director's change request, for revisions
     episode: int
@@ -34,6 +37,8 @@ class Pending(TypedDict, total=False):
     seed: int
     decided: str                     # "accept" | "edit", set by the review gate
     actor: str                       # "human" | "auto"
+    choice: int                      # the accepted image candidate
+    upload: str | None               # the director's own image, relative to the project
 
 
 class DirectorState(TypedDict, total=False):

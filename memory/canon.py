@@ -204,6 +204,24 @@ class Canon:
                 conn, record_id, current.kind, current.rev + 1, payload, actor, False, note
             )
 
+    def upsert(self, kind: str, data: dict, *, actor: str, record_id: str | None, note: str = "") -> Record:
+        """Create the record, or store `data` as its next revision (also over a deletion: the
+        accepted proposal brings the id back). Earlier revisions always stay."""
+        self._check_actor(actor)
+        if record_id is None:
+            return self.create(kind, data, actor=actor, note=note)
+        with self._write() as conn:
+            try:
+                current = self._current(conn, record_id)
+            except RecordNotFoundError:
+                current = None
+            if current is not None:
+                payload = self._encode(data, current.kind)
+                return self._insert_revision(
+                    conn, record_id, current.kind, current.rev + 1, payload, actor, False, note
+                )
+        return self.create(kind, data, actor=actor, record_id=record_id, note=note)
+
     def revert(self, record_id: str, to_rev: int, *, actor: str, note: str = "") -> Record:
         """Undo as a new revision whose data equals rev `to_rev`; also brings back a deleted record."""
         self._check_actor(actor)

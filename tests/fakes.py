@@ -34,6 +34,21 @@ BEATS = {"episode": 1, "beats": [
     {"kind": "cliffhanger", "summary": "Ren forgets Aiko."}]}
 
 
+SHOT_PLAN = {"scene_id": "scene-ep1-1", "shots": [
+    {"framing": "establishing", "angle": "high", "camera_move": "push-in", "characters": [],
+     "location": "Hilltop Shrine", "lighting": "overcast", "mood": "ominous", "lines": [],
+     "duration_s": 2.5, "transition": "cut"},
+    {"framing": "close-up", "angle": "eye level", "camera_move": "static",
+     "characters": [{"name": "Aiko", "expression": "scared", "pose": "looking up"}],
+     "location": "Hilltop Shrine", "lighting": "rain light", "mood": "tense", "lines": [1],
+     "duration_s": 3.0, "transition": "crossfade"},
+    {"framing": "medium", "angle": "eye level", "camera_move": "pan",
+     "characters": [{"name": "Aiko", "expression": "sad", "pose": ""},
+                    {"name": "Ren", "expression": "neutral", "pose": "arms crossed"}],
+     "location": "Hilltop Shrine", "lighting": "rain light", "mood": "cold", "lines": [2],
+     "duration_s": 2.5, "transition": "cut"}]}
+
+
 def scene(n: int) -> dict[str, Any]:
     return {"episode": 1, "number": n, "title": f"Scene {n}", "location": "Hilltop Shrine",
             "characters": ["Aiko", "Ren"], "action": "Rain hammers the shrine steps.",
@@ -72,7 +87,8 @@ class ScriptedChatModel:
         defaults = {"SeriesProposal": lambda: SERIES, "CharacterProposal": lambda: next(self._chars),
                     "LocationProposal": lambda: next(self._locs), "PropProposal": lambda: PROPS[0],
                     "OutlineProposal": lambda: OUTLINE, "BeatsProposal": lambda: BEATS,
-                    "SceneProposal": lambda: scene(next(self._scene))}
+                    "SceneProposal": lambda: scene(next(self._scene)),
+                    "ShotPlanProposal": lambda: SHOT_PLAN}
         return json.dumps(defaults[title]())
 
     def prompts_for(self, title: str) -> list[str]:

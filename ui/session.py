@@ -8,12 +8,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agent.context import DirectorContext, Targets
 from agent.graph import RECURSION_LIMIT, build_graph
 from agent.llm import ChatModel
 from agent.review import Decision, ReviewRequest, check_decision, check_message
+from agent.storyboard import VISUAL_KINDS
 from memory.bible import Bible
 from memory.canon import Canon, Record
 from memory.errors import InputError, RecordNotFoundError
@@ -42,7 +44,8 @@ class SessionView:
 
 class DirectorSession:
     def __init__(self, project: Project, llm: ChatModel, *, targets: Targets | None = None,
-                 actor: str = "human") -> None:
+                 actor: str = "human", painter: Any = None, candidates: int = 2,
+                 loras: dict[str, str] | None = None) -> None:
         self.project = project
         self.llm = llm
         self.actor = actor
@@ -60,7 +63,8 @@ class DirectorSession:
             self._saver = SqliteSaver(self._conn)
             self.graph = build_graph(self._saver)
             self.context = DirectorContext(canon=self.canon, bible=self.bible, ledger=self.ledger,
-                                           llm=llm, targets=targets or Targets())
+                                           llm=llm, targets=targets or Targets(), project_root=project.root,
+                                           painter=painter, candidates=candidates, loras=dict(loras or {}))
         except BaseException:
             self._lock.release()
             raise
@@ -120,7 +124,76 @@ class DirectorSession:
             raise InputError("the director agent is not waiting for input; press Retry")
         return snap.interrupts[0].value
 
+    def upload(self, src: Path) -> SessionView:
+        """Use the director's own image for the reference sheet, background or panel on the card."""
+        from tools.images import import_image
+
+        with self._mutex:
+            pending = self._require_waiting()
+            if pending.get("kind") not in VISUAL_KINDS:
+                raise InputError("there is no image on the card to replace; uploads are for reference "
+                                 "sheets, backgrounds and panels")
+            size = None if pending.get("kind") == "reference" else (1080, 1920)
+            dest = import_image(Path(src), self.project.assets_dir / "uploads", size=size)
+            return self._resume({"type": "upload", "path": self.project.relative(dest), "actor": self.actor})
+
+    def open_item(self, kind: str, subject: str) -> SessionView:
+        """Put a storyboard item (a shot's panel, a reference sheet...) on the card now."""
+        if kind not in (*VISUAL_KINDS, "shots"):
+            raise InputError(f"cannot open {kind!r}; open a panel, reference, background or shots")
+        self.canon.get(subject)  # RecordNotFoundError names a bad id before anything changes
+        task = {"kind": kind, "scene_id": subject} if kind == "shots" else {"kind": kind, "subject": subject}
+        with self._mutex:
+            self._require_waiting()
+            return self._resume({"type": "open", "task": task, "actor": self.actor})
+
     # ------------------------------------------------------------------ reading
+
+    def storyboard(self) -> list[dict[str, Any]]:
+        """Each scene's shots in order, with the accepted panel (if any) and its status."""
+        from agent.storyboard import image_record_id, image_status, ordered_scenes, shots_of
+
+        view = self.view()
+        drafting = (view.pending or {}).get("data") or {}
+        board = []
+        for scene in ordered_scenes(self.canon):
+            shots = []
+            for shot in shots_of(self.canon, scene.id):
+                try:
+                    panel = self.canon.get(image_record_id("panel", shot.id))
+                except RecordNotFoundError:
+                    panel = None
+                status, reasons = ("draft", []) if panel is None or panel.deleted else image_status(self.canon, panel)
+                path = None
+                if panel is not None and not panel.deleted:
+                    path = self.project.root / panel.data["path"]
+                elif drafting.get("subject") == shot.id and drafting.get("candidates"):
+                    path = self.project.root / drafting["candidates"][0]["path"]
+                shots.append({"shot": shot, "panel": panel, "status": status, "reasons": reasons, "image": path})
+            board.append({"scene": scene, "shots": shots})
+        return board
+
+    def export_contact_sheet(self, episode: int = 1) -> tuple[Path, Path]:
+        """The episode's storyboard as a PNG and a PDF in renders/epNN/."""
+        from tools.images import contact_sheet
+
+        items = []
+        for entry in self.storyboard():
+            if entry["scene"].data.get("episode") != episode:
+                continue
+            for sh in entry["shots"]:
+                d = sh["shot"].data
+                label = f"{sh['shot'].id} · {d.get('framing')} · {d.get('duration_s')}s"
+                items.append((sh["image"] if sh["panel"] else None, label, sh["status"]))
+        if not items:
+            raise InputError(f"episode {episode} has no planned shots yet; accept a shot plan first")
+        out = self.project.renders_dir / f"ep{episode:02d}"
+        title = f"{self.project.name} — episode {episode} storyboard"
+        png = contact_sheet(items, out / "contact_sheet.png", out / "contact_sheet.pdf", title=title)
+        return png, out / "contact_sheet.pdf"
+
+    def image_path(self, rel: str) -> Path:
+        return self.project.resolve(rel)
 
     def view(self) -> SessionView:
         with self._mutex:
