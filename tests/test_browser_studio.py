@@ -138,3 +138,52 @@ def test_port_taken_gives_a_clear_error(tmp_path):
                              cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert f"port {port} on 127.0.0.1 is already in use" in out.stderr and "--port" in out.stderr
+
+
+def test_accept_shot_plan_pick_panel_candidate_see_it_in_storyboard(browser, tmp_path):
+    from agent.context import Targets
+    from memory.canon import Canon
+    from agent.storyboard import _seed
+    from memory.project import create_project
+    from tests.fakes import ScriptedChatModel
+    from tools.backends.animatic import AnimaticPainter
+    from ui.session import DirectorSession
+
+    project = create_project(tmp_path, "Fox Rain")
+    with DirectorSession(project, ScriptedChatModel(), painter=AnimaticPainter(), targets=Targets()) as s:
+        s.start()
+        view = s.send("A shrine maiden hears rain spirits.")
+        while view.pending["kind"] != "shots":
+            view = s.decide({"type": "accept"})
+    port = free_port()
+    with FakeOpenAIServer() as llm:
+        proc = start_studio(tmp_path, port, llm.url, "fox-rain")
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page.set_default_timeout(30_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator("#card").get_by_text("Shot plan").wait_for()
+            page.click("#accept")
+            page.locator("#card").get_by_text("Panel take 1").wait_for()
+            thumbs = page.locator("#candidates img")
+            thumbs.nth(1).wait_for()
+            assert thumbs.count() == 2
+            thumbs.nth(1).click()                   # pick candidate #2 by clicking its picture
+            second = page.locator("#pick input[type=radio]").nth(1)
+            page.wait_for_function("() => document.querySelectorAll('#pick input[type=radio]')[1].checked")
+            assert second.is_checked()
+            page.click("#accept")
+            page.locator("#status").get_by_text("✖").wait_for(state="detached")
+            page.locator("#chat").get_by_text("Accepted: panel-scene-ep1-1-s1").wait_for()
+            page.get_by_role("tab", name="Storyboard").click()
+            board = page.locator("#storyboard")
+            board.get_by_text("scene-ep1-1-s1 · establishing · accepted").wait_for()
+            assert board.locator("img").count() >= 1
+            page.screenshot(path=str(tmp_path / "storyboard.png"), full_page=True)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    canon = Canon(project.canon_path)
+    panel = canon.get("panel-scene-ep1-1-s1")
+    assert panel.actor == "human" and panel.data["source"] == "generated"
+    assert panel.data["seed"] == _seed("scene-ep1-1-s1", 1, 1)   # candidate #2 (index 1) was picked

@@ -6,6 +6,7 @@ re-renders from it, so a reload or a restart shows exactly what is on disk.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
@@ -44,13 +45,13 @@ class Studio:
         self.mutex = threading.RLock()
 
     def open(self, name_or_path: str) -> None:
-        from ui.session import DirectorSession
+        from ui.session import open_session
 
         project = self.settings.open_project(name_or_path)
         with self.mutex:
             if self.session is not None and self.session.project.root == project.root:
                 return
-            new = DirectorSession(project, self.model, targets=self.settings.targets)
+            new = open_session(project, self.model, targets=self.settings.targets)
             if self.session is not None:
                 self.session.close()
             self.session = new
@@ -85,55 +86,34 @@ def _model_badge(studio: Studio) -> str:
     return text
 
 
+def _cell(value: Any) -> Any:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+
+
+def _uncell(value: Any, old: Any, where: str) -> Any:
+    if isinstance(old, (list, dict)):
+        try:
+            return json.loads(value) if isinstance(value, str) else value
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where} must be JSON like {json.dumps(old)[:60]} ({exc.msg})") from exc
+    if isinstance(old, bool):
+        return str(value).lower() in ("1", "true", "yes")
+    if isinstance(old, int):
+        return int(float(value))
+    if isinstance(old, float):
+        return float(value)
+    return "" if value is None else str(value)
+
+
 def build_app(studio: Studio) -> Any:
     import gradio as gr
-
-    def snapshot(status: str = "") -> tuple[Any, ...]:
-        s = studio.session
-        if s is None:
-            return (f"## Storyreel\nCreate or open a project to start.", _model_badge(studio), [],
-                    card_markdown(None), "", "", gr.update(choices=[], value=None),
-                    [], *(gr.update(interactive=False),) * 5, status, gr.update(choices=studio.projects()))
-        view = s.view()
-        records = s.records()
-        choices = [r.id for recs in records.values() for r in recs]
-        choices += [r.id for r in s.canon.list("outline") + s.canon.list("beats") + s.canon.list("scene")]
-        entries = s.ledger.entries()[-200:]
-        ledger = [[e["time"][:19], e["actor"], e["action"], e.get("record_id") or "", e.get("rev") or "",
-                   (e.get("note") or "")[:80]] for e in reversed(entries)]
-        deciding = view.awaiting_decision
-        has_data = deciding and bool((view.pending or {}).get("data"))
-        if view.stalled:
-            status = (status + "\n\n" if status else "") + "⚠ The last step stopped half-way. Press Retry."
-        return (f"## Storyreel · {s.project.name}", _model_badge(studio), view.messages,
-                card_markdown(view.pending), bible_markdown(records), outline_markdown(s.outline()),
-                gr.update(choices=choices), ledger,
-                gr.update(interactive=has_data), gr.update(interactive=deciding),
-                gr.update(interactive=deciding), gr.update(interactive=deciding),
-                gr.update(interactive=view.stalled or deciding), status,
-                gr.update(choices=studio.projects(), value=s.project.root.name))
-
-    def guarded(fn: Any) -> Any:
-        def run(*args: Any) -> tuple[Any, ...]:
-            try:
-                fn(*args)
-                return snapshot()
-            except StoryreelError as exc:
-                return snapshot(f"✖ {exc}")
-        return run
-
-    def need_session() -> Any:
-        if studio.session is None:
-            raise InputError("open or create a project first")
-        return studio.session
 
     with gr.Blocks(title="Storyreel studio", fill_width=True) as app:
         with gr.Row():
             header = gr.Markdown("## Storyreel", elem_id="header")
             badge = gr.Markdown(elem_id="model-badge")
         with gr.Row():
-            project_dd = gr.Dropdown(label="Project", choices=studio.projects(), allow_custom_value=False,
-                                     scale=3, elem_id="project-dd")
+            project_dd = gr.Dropdown(label="Project", choices=studio.projects(), scale=3, elem_id="project-dd")
             open_btn = gr.Button("Open", scale=1, elem_id="open-project")
             new_name = gr.Textbox(label="New project name", placeholder="Fox Rain", scale=3,
                                   elem_id="new-project-name")
@@ -148,71 +128,30 @@ def build_app(studio: Studio) -> Any:
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
             with gr.Column(scale=4):
                 card = gr.Markdown(elem_id="card")
+                candidates = gr.Gallery(label="Candidates (click one to pick it)", columns=4, height=360,
+                                        allow_preview=False, visible=False, elem_id="candidates")
+                pick_radio = gr.Radio(label="Pick", choices=[], visible=False, elem_id="pick")
                 with gr.Row():
                     accept = gr.Button("Accept", variant="primary", elem_id="accept")
                     edit = gr.Button("Edit", elem_id="edit")
                     redo = gr.Button("Redo", elem_id="redo")
                     retry = gr.Button("Retry", elem_id="retry")
+                upload = gr.UploadButton("Upload your own image", file_types=["image"], visible=False,
+                                         elem_id="upload")
                 note = gr.Textbox(label="Note for the agent (used when rejecting)", lines=2, elem_id="note")
                 reject = gr.Button("Reject with note", variant="stop", elem_id="reject")
                 editing = gr.State(0)
-
-                @gr.render(inputs=[editing])
-                def edit_form(edit_counter: int) -> None:
-                    s = studio.session
-                    pending = s.view().pending if s else None
-                    if not edit_counter or not pending or not pending.get("data"):
-                        return
-                    data = pending["data"]
-                    with gr.Group(elem_id="edit-form"):
-                        gr.Markdown("#### Edit the proposal, then accept")
-                        comps, keys = [], []
-                        for key, value in data.items():
-                            label = key.replace("_", " ")
-                            if isinstance(value, list) and value and isinstance(value[0], dict):
-                                cols = list(value[0].keys())
-                                comps.append(gr.Dataframe(
-                                    value=[[row.get(c, "") for c in cols] for row in value], headers=cols,
-                                    type="array", interactive=True, label=label, wrap=True))
-                            elif isinstance(value, list):
-                                comps.append(gr.Textbox(value="\n".join(map(str, value)), interactive=True,
-                                                        label=f"{label} (one per line)", lines=3))
-                            elif isinstance(value, int):
-                                comps.append(gr.Number(value=value, label=label, precision=0, interactive=True))
-                            else:
-                                comps.append(gr.Textbox(value=str(value), label=label, interactive=True,
-                                                        lines=3 if len(str(value)) > 60 else 1))
-                            keys.append(key)
-                        save = gr.Button("Save edit and accept", variant="primary", elem_id="save-edit")
-
-                        def on_save(*values: Any) -> tuple[Any, ...]:
-                            edited: dict[str, Any] = {}
-                            for key, val in zip(keys, values):
-                                old = data[key]
-                                if isinstance(old, list) and old and isinstance(old[0], dict):
-                                    cols = list(old[0].keys())
-                                    rows = val.values.tolist() if hasattr(val, "values") else (val or [])
-                                    edited[key] = [dict(zip(cols, [("" if c is None else c) for c in row]))
-                                                   for row in rows if any(str(c).strip() for c in row)]
-                                    for row in edited[key]:
-                                        for k2, v2 in list(row.items()):
-                                            if isinstance(old[0].get(k2), int):
-                                                row[k2] = int(float(v2))
-                                elif isinstance(old, list):
-                                    edited[key] = [v.strip() for v in str(val).splitlines() if v.strip()]
-                                elif isinstance(old, int):
-                                    edited[key] = int(val) if val is not None else old
-                                else:
-                                    edited[key] = str(val)
-                            return guarded(lambda: need_session().decide({"type": "edit", "data": edited}))()
-
-                        save.click(on_save, comps, outputs)
-
             with gr.Column(scale=4):
                 with gr.Tab("Bible"):
                     bible = gr.Markdown(elem_id="bible")
                 with gr.Tab("Outline"):
                     outline = gr.Markdown(elem_id="outline")
+                with gr.Tab("Storyboard", elem_id="storyboard-tab"):
+                    board = gr.Gallery(label="Shots (click one to review or redraw it)", columns=3,
+                                       height=560, allow_preview=False, elem_id="storyboard")
+                    board_ids = gr.State([])
+                    export = gr.Button("Export contact sheet (PNG + PDF)", elem_id="export-sheet")
+                    sheet_files = gr.File(label="Contact sheet", file_count="multiple", elem_id="sheet-files")
                 with gr.Tab("History & undo"):
                     record_dd = gr.Dropdown(label="Record", choices=[], elem_id="record-dd")
                     rev_num = gr.Number(label="Revert to revision (0 deletes)", precision=0, elem_id="rev-num")
@@ -222,31 +161,174 @@ def build_app(studio: Studio) -> Any:
                     ledger = gr.Dataframe(headers=["time", "actor", "action", "record", "rev", "note"],
                                           interactive=False, elem_id="ledger")
 
-        outputs = [header, badge, chat, card, bible, outline, record_dd, ledger,
-                   accept, edit, redo, reject, retry, status, project_dd]
+        outputs = [header, badge, chat, card, candidates, bible, outline, board, board_ids, record_dd, ledger,
+                   accept, edit, redo, reject, retry, upload, status, project_dd, pick_radio]
 
-        def do_send(text: str) -> tuple[Any, ...]:
+        def snapshot(message: str = "") -> dict[Any, Any]:
+            s = studio.session
+            if s is None:
+                return {header: "## Storyreel\nCreate or open a project to start.", badge: _model_badge(studio),
+                        chat: [], card: card_markdown(None), candidates: gr.update(visible=False, value=None),
+                        bible: "", outline: "", board: [], board_ids: [],
+                        record_dd: gr.update(choices=[], value=None), ledger: [],
+                        accept: gr.update(interactive=False), edit: gr.update(interactive=False),
+                        redo: gr.update(interactive=False), reject: gr.update(interactive=False),
+                        retry: gr.update(interactive=False), upload: gr.update(visible=False),
+                        status: message, project_dd: gr.update(choices=studio.projects()),
+                        pick_radio: gr.update(choices=[], value=None, visible=False)}
+            view = s.view()
+            pending = view.pending or {}
+            records = s.records()
+            choices = [r.id for recs in records.values() for r in recs]
+            choices += [r.id for kind in ("outline", "beats", "scene", "shot", "panel") for r in s.canon.list(kind)]
+            entries = s.ledger.entries()[-200:]
+            rows = [[e["time"][:19], e["actor"], e["action"], e.get("record_id") or "", e.get("rev") or "",
+                     (e.get("note") or "")[:80]] for e in reversed(entries)]
+            deciding = view.awaiting_decision
+            visual = pending.get("kind") in ("reference", "background", "panel")
+            cands = (pending.get("data") or {}).get("candidates", []) if visual else []
+            gallery = [(str(s.image_path(c["path"])), f"#{i + 1} · seed {c['seed']}") for i, c in enumerate(cands)]
+            shots, ids = [], []
+            for entry in s.storyboard():
+                for sh in entry["shots"]:
+                    d = sh["shot"].data
+                    caption = f"{sh['shot'].id} · {d.get('framing')} · {sh['status']}"
+                    if sh["image"] is not None:
+                        shots.append((str(sh["image"]), caption))
+                        ids.append(sh["shot"].id)
+            if view.stalled:
+                message = (message + "\n\n" if message else "") + "⚠ The last step stopped half-way. Press Retry."
+            return {header: f"## Storyreel · {s.project.name}", badge: _model_badge(studio), chat: view.messages,
+                    card: card_markdown(view.pending),
+                    candidates: gr.update(visible=bool(gallery), value=gallery or None, selected_index=0 if gallery else None),
+                    bible: bible_markdown(records), outline: outline_markdown(s.outline()), board: shots,
+                    board_ids: ids, record_dd: gr.update(choices=choices), ledger: rows,
+                    accept: gr.update(interactive=deciding and bool(pending.get("data"))),
+                    edit: gr.update(interactive=deciding and not visual and bool(pending.get("data"))),
+                    redo: gr.update(interactive=deciding), reject: gr.update(interactive=deciding),
+                    retry: gr.update(interactive=view.stalled or deciding),
+                    upload: gr.update(visible=deciding and visual), status: message,
+                    project_dd: gr.update(choices=studio.projects(), value=s.project.root.name),
+                    pick_radio: gr.update(choices=[label for _, label in gallery], visible=bool(gallery),
+                                          value=gallery[0][1] if gallery else None)}
+
+        def guarded(fn: Any) -> Any:
+            def run(*args: Any) -> dict[Any, Any]:
+                try:
+                    fn(*args)
+                    return snapshot()
+                except StoryreelError as exc:
+                    return snapshot(f"✖ {exc}")
+            return run
+
+        def need_session() -> Any:
+            if studio.session is None:
+                raise InputError("open or create a project first")
+            return studio.session
+
+        @gr.render(inputs=[editing])
+        def edit_form(edit_counter: int) -> None:
+            s = studio.session
+            pending = s.view().pending if s else None
+            if not edit_counter or not pending or not pending.get("data") or \
+                    pending.get("kind") in ("reference", "background", "panel", "input"):
+                return
+            data = pending["data"]
+            with gr.Group(elem_id="edit-form"):
+                gr.Markdown("#### Edit the proposal, then accept")
+                comps, keys = [], []
+                for key, value in data.items():
+                    label = key.replace("_", " ")
+                    if isinstance(value, list) and value and isinstance(value[0], dict):
+                        cols = list(value[0].keys())
+                        comps.append(gr.Dataframe(value=[[_cell(row.get(c, "")) for c in cols] for row in value],
+                                                  headers=cols, type="array", interactive=True, label=label,
+                                                  wrap=True))
+                    elif isinstance(value, list):
+                        comps.append(gr.Textbox(value="\n".join(map(str, value)), interactive=True,
+                                                label=f"{label} (one per line)", lines=3))
+                    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                        comps.append(gr.Number(value=value, label=label, interactive=True))
+                    else:
+                        comps.append(gr.Textbox(value=str(value), label=label, interactive=True,
+                                                lines=3 if len(str(value)) > 60 else 1))
+                    keys.append(key)
+                save = gr.Button("Save edit and accept", variant="primary", elem_id="save-edit")
+
+                def edited_data(values: tuple[Any, ...]) -> dict[str, Any]:
+                    edited: dict[str, Any] = {}
+                    for key, val in zip(keys, values):
+                        old = data[key]
+                        if isinstance(old, list) and old and isinstance(old[0], dict):
+                            cols = list(old[0].keys())
+                            rows = val.values.tolist() if hasattr(val, "values") else (val or [])
+                            edited[key] = [{c: _uncell(cell, old[0].get(c), f"{key} row {r + 1} {c}")
+                                            for c, cell in zip(cols, row)}
+                                           for r, row in enumerate(rows) if any(str(x).strip() for x in row)]
+                        elif isinstance(old, list):
+                            edited[key] = [v.strip() for v in str(val).splitlines() if v.strip()]
+                        else:
+                            edited[key] = _uncell(val, old, key) if val is not None else old
+                    return edited
+
+                def on_save(*values: Any) -> dict[Any, Any]:
+                    return guarded(lambda: need_session().decide({"type": "edit", "data": edited_data(values)}))()
+
+                save.click(on_save, comps, outputs)
+
+        def do_send(text: str) -> dict[Any, Any]:
             result = guarded(lambda: need_session().send(text))()
-            failed = str(result[13]).startswith("✖")
-            return (*result, text if failed else "")  # keep the text when it was not sent
+            return {**result, msg: text if str(result[status]).startswith("✖") else ""}
 
         send.click(do_send, [msg], [*outputs, msg])
         msg.submit(do_send, [msg], [*outputs, msg])
-        accept.click(guarded(lambda: need_session().decide({"type": "accept"})), None, outputs)
+        def chosen_index(label: str | None) -> int:
+            return int(label.split(" ")[0].lstrip("#")) - 1 if label else 0
+
+        accept.click(guarded(lambda label: need_session().decide({"type": "accept", "choice": chosen_index(label)})),
+                     [pick_radio], outputs)
         redo.click(guarded(lambda: need_session().decide({"type": "redo"})), None, outputs)
         retry.click(guarded(lambda: need_session().retry()), None, outputs)
+        upload.upload(guarded(lambda f: need_session().upload(Path(getattr(f, "name", f)))), [upload], outputs)
 
-        def do_reject(text: str) -> tuple[Any, ...]:
-            return (*guarded(lambda: need_session().decide({"type": "reject", "note": text}))(), "")
+        def pick(evt: gr.SelectData) -> str | None:
+            """A click on a candidate picks it in the radio that Accept reads."""
+            s = studio.session
+            cands = (((s.view().pending or {}).get("data") or {}).get("candidates", [])) if s else []
+            index = int(evt.index)
+            return f"#{index + 1} · seed {cands[index]['seed']}" if index < len(cands) else None
+
+        # gradio injects SelectData by the annotation's class; with postponed annotations it sees
+        # only the string "gr.SelectData", so hand it the class itself.
+        pick.__annotations__["evt"] = gr.SelectData
+        candidates.select(pick, None, [pick_radio])
+
+        def open_shot(ids: list[str], evt: gr.SelectData) -> dict[Any, Any]:
+            return guarded(lambda: need_session().open_item("panel", ids[int(evt.index)]))()
+
+        open_shot.__annotations__["evt"] = gr.SelectData
+        board.select(open_shot, [board_ids], outputs)
+
+        def do_export() -> Any:
+            try:
+                png, pdf = need_session().export_contact_sheet(1)
+                return [str(png), str(pdf)]
+            except StoryreelError as exc:
+                gr.Warning(str(exc))
+                return None
+
+        export.click(do_export, None, [sheet_files])
+
+        def do_reject(text: str) -> dict[Any, Any]:
+            return {**guarded(lambda: need_session().decide({"type": "reject", "note": text}))(), note: ""}
 
         reject.click(do_reject, [note], [*outputs, note])
         edit.click(lambda n: (n or 0) + 1, [editing], [editing])
         for btn in (accept, redo, reject, send):
             btn.click(lambda: 0, None, [editing])
 
-        def do_revert(record_id: str | None, rev: float | None) -> tuple[Any, ...]:
-            return guarded(lambda: need_session().undo(record_id or None,
-                                                       None if rev is None else int(rev)))()
+        def do_revert(record_id: str | None, rev: float | None) -> dict[Any, Any]:
+            return guarded(lambda: need_session().undo(record_id or None, None if rev is None else int(rev)))()
 
         revert.click(do_revert, [record_dd, rev_num], outputs)
 
@@ -260,14 +342,14 @@ def build_app(studio: Studio) -> Any:
             except StoryreelError as exc:
                 return f"✖ {exc}"
             return "\n\n".join(("~~deleted~~ " if r.deleted else "") + record_markdown(r)
-                               + f"\n<small>{r.created_at[:19]} · {r.note}</small>" for r in reversed(revs))
+                                + f"\n<small>{r.created_at[:19]} · {r.note}</small>" for r in reversed(revs))
 
         record_dd.change(show_history, [record_dd], [history])
         revert.click(show_history, [record_dd], [history])
         open_btn.click(guarded(lambda name: studio.open(name) if name else None), [project_dd], outputs)
 
-        def do_new(name: str) -> tuple[Any, ...]:
-            return (*guarded(lambda: studio.create(name))(), "")
+        def do_new(name: str) -> dict[Any, Any]:
+            return {**guarded(lambda: studio.create(name))(), new_name: ""}
 
         new_btn.click(do_new, [new_name], [*outputs, new_name])
         app.load(lambda: snapshot(), None, outputs)
@@ -295,7 +377,8 @@ def run_studio(settings: Settings) -> int:
               flush=True)
         app.queue(default_concurrency_limit=1).launch(
             server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=True,
-            css=CSS, theme=gr.themes.Soft(), footer_links=[])
+            css=CSS, theme=gr.themes.Soft(), footer_links=[],
+            allowed_paths=[str(settings.projects_dir.resolve())] + ([str(project.root.resolve())] if project else []))
         import signal
 
         def stop(signum: int, frame: Any) -> None:

@@ -52,6 +52,15 @@ def data_markdown(kind: str, data: dict[str, Any]) -> str:
             for ep in value:
                 lines.append(f"    {ep.get('number', '?')}. **{_esc(ep.get('title', ''))}** — "
                              f"{_esc(ep.get('logline', ''))}")
+        elif key == "shots" and isinstance(value, list):
+            lines.append("- **Shots:**")
+            for i, sh in enumerate(value, 1):
+                who = ", ".join(f"{_esc(c.get('name'))} ({_esc(c.get('expression', ''))})"
+                                for c in sh.get("characters", [])) or "no one"
+                lines.append(f"    {i}. **{_esc(sh.get('framing'))}** · {_esc(sh.get('angle'))} · "
+                             f"*{_esc(sh.get('camera_move'))}* · {sh.get('duration_s')} s · {who} · "
+                             f"lines {sh.get('lines')} · {_esc(sh.get('lighting', ''))} "
+                             f"{_esc(sh.get('mood', ''))} · ← {_esc(sh.get('transition', 'cut'))}")
         elif isinstance(value, list):
             lines.append(f"- **{_label(key)}:** " + ", ".join(f"`{_esc(v)}`" for v in value))
         elif key != "id":
@@ -69,7 +78,15 @@ def card_markdown(request: dict[str, Any] | None) -> str:
     if request.get("failure"):
         parts.append(f"**⚠ The model failed:** {_esc(request['failure'])}\n\nPress **Redo** to try again, "
                      "or **Edit** to write it yourself.")
-    if request.get("data"):
+    if request.get("data") and request.get("kind") in ("reference", "background", "panel"):
+        d = request["data"]
+        seeds = ", ".join(f"#{i + 1}: seed {c.get('seed')}" for i, c in enumerate(d.get("candidates", [])))
+        parts.append(f"**{_esc(d.get('subject_name', d.get('subject')))}** — painter `{_esc(d.get('painter'))}`"
+                     f"\n\nCandidates ({seeds}). Click one below to pick it, then **Accept**; or "
+                     "**Reject with note**, **Redo**, or upload your own.")
+        if d.get("animatic"):
+            parts.append("*Animatic sketch (offline storyboard renderer), not final art.*")
+    elif request.get("data"):
         parts.append(data_markdown(request["kind"], request["data"]))
     for w in request.get("warnings") or []:
         parts.append(f"> ⚠ {_esc(w)}")

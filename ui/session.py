@@ -267,3 +267,15 @@ class DirectorSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = None,
+                 actor: str = "human") -> DirectorSession:
+    """A session with the backends the project's settings name ([painter] in project.toml)."""
+    from tools.backends.factory import painter_from_settings, painter_settings
+
+    section = project.settings.get("painter")
+    _, candidates, options = painter_settings(section)
+    painter = painter_from_settings(section)
+    return DirectorSession(project, llm, targets=targets, actor=actor, painter=painter,
+                           candidates=candidates, loras=dict(options.get("loras", {})))

@@ -64,12 +64,12 @@ def apply_edit(data: dict[str, Any], arg: str) -> dict[str, Any]:
 
 def run_chat(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     from agent.brain import DEMO_NOTICE, close_chat_model, open_chat_model
-    from ui.session import DirectorSession
+    from ui.session import open_session
 
     project = settings.open_project()
     model = open_chat_model(settings.llm_settings(project), log_path=project.root / "state" / "llm-server.log")
     try:
-        session = DirectorSession(project, model, targets=settings.targets)
+        session = open_session(project, model, targets=settings.targets)
     except BaseException:
         close_chat_model(model)
         raise
