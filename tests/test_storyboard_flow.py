@@ -157,3 +157,13 @@ def test_missing_checkpoint_gives_a_failure_card_not_a_crash(tmp_path):
         assert "does not exist" in view.pending["failure"] and str(tmp_path / "nope") in view.pending["failure"]
         view = s.decide({"type": "accept"})
         assert "upload" in view.pending["error"]
+
+
+def test_switching_painter_marks_generated_panels_stale(session):
+    from agent.storyboard import image_status
+
+    session.decide({"type": "accept"})
+    ref = session.canon.get("ref-character-aiko")
+    assert image_status(session.canon, ref, "animatic") == ("accepted", [])
+    status, reasons = image_status(session.canon, ref, "diffusers")
+    assert status == "stale" and "now paints with diffusers" in reasons[0]

@@ -129,7 +129,8 @@ def build_app(studio: Studio) -> Any:
             with gr.Column(scale=4):
                 card = gr.Markdown(elem_id="card")
                 candidates = gr.Gallery(label="Candidates (click one to pick it)", columns=4, height=360,
-                                        allow_preview=False, visible=False, elem_id="candidates")
+                                        allow_preview=False, visible=False, object_fit="contain",
+                                        elem_id="candidates")
                 pick_radio = gr.Radio(label="Pick", choices=[], visible=False, elem_id="pick")
                 with gr.Row():
                     accept = gr.Button("Accept", variant="primary", elem_id="accept")
@@ -148,7 +149,7 @@ def build_app(studio: Studio) -> Any:
                     outline = gr.Markdown(elem_id="outline")
                 with gr.Tab("Storyboard", elem_id="storyboard-tab"):
                     board = gr.Gallery(label="Shots (click one to review or redraw it)", columns=3,
-                                       height=560, allow_preview=False, elem_id="storyboard")
+                                       height=560, allow_preview=False, object_fit="contain", elem_id="storyboard")
                     board_ids = gr.State([])
                     export = gr.Button("Export contact sheet (PNG + PDF)", elem_id="export-sheet")
                     sheet_files = gr.File(label="Contact sheet", file_count="multiple", elem_id="sheet-files")

@@ -163,7 +163,7 @@ class DirectorSession:
                     panel = self.canon.get(image_record_id("panel", shot.id))
                 except RecordNotFoundError:
                     panel = None
-                status, reasons = ("draft", []) if panel is None or panel.deleted else image_status(self.canon, panel)
+                status, reasons = ("draft", []) if panel is None or panel.deleted else image_status(self.canon, panel, getattr(self.context.painter, "name", None))
                 path = None
                 if panel is not None and not panel.deleted:
                     path = self.project.root / panel.data["path"]
