@@ -89,6 +89,15 @@ def test_another_seed_gives_a_different_but_valid_candidate(tmp_path: Path, medi
     assert np.array_equal(pixels(medium.layers["char:aiko"]), pixels(other.layers["char:aiko"]))
 
 
+@pytest.mark.parametrize("location", ["meadow", "quiet bedroom"])
+def test_seed_varies_details_even_in_a_plain_place(tmp_path: Path, location: str) -> None:
+    request = replace(BASE, location_name=location, location_tags=(), characters=(), line_text="", framing="wide")
+    first = pixels(paint(tmp_path, request, "a").layers["backdrop"])
+    second = pixels(paint(tmp_path, replace(request, seed=1), "b").layers["backdrop"])
+    changed = np.any(first != second, axis=2).mean()
+    assert 0.001 < changed < 0.5, "a new seed changes details, not the whole place"
+
+
 def _color_share(layer: np.ndarray, color: tuple[int, int, int]) -> float:
     opaque = layer[layer[..., 3] == 255][:, :3]
     return float(np.all(opaque == np.array(color), axis=1).mean())

@@ -341,28 +341,29 @@ def write_layer_pngs(targets: list[tuple[Path, Image.Image]], offset: tuple[int,
     if x < 0 or y < 0 or x + sprite_w > width or y + sprite_h > height:
         raise InputError(f"layer sprite at {offset} of size {(sprite_w, sprite_h)} does not fit a {size} frame")
 
-    def band(sprite: Image.Image, start: int, stop: int) -> np.ndarray:
+    arrays = [np.asarray(sprite) for _, sprite in targets]   # one copy out of Pillow per sprite
+
+    def band(pixels: np.ndarray, start: int, stop: int) -> np.ndarray:
         rows = np.zeros((stop - start, width * 4), dtype=np.uint8)
-        pixels = np.asarray(sprite)[start:stop]
-        rows[:, x * 4:(x + sprite_w) * 4] = pixels.reshape(stop - start, sprite_w * 4)
+        rows[:, x * 4:(x + sprite_w) * 4] = pixels[start:stop].reshape(stop - start, sprite_w * 4)
         return rows
 
     top, bottom = _zero_rows(y, row_bytes), _zero_rows(height - y - sprite_h, row_bytes)
     start, stop = varying_rows if varying_rows is not None else (0, sprite_h)
     start, stop = max(0, min(start, sprite_h)), max(0, min(stop, sprite_h))
-    first = np.asarray(targets[0][1])
-    shared = all(np.array_equal(np.asarray(s)[:start], first[:start])
-                 and np.array_equal(np.asarray(s)[stop:], first[stop:]) for _, s in targets[1:])
+    first = arrays[0]
+    shared = all(np.array_equal(other[:start], first[:start]) and np.array_equal(other[stop:], first[stop:])
+                 for other in arrays[1:])
     if not shared:
         start, stop = 0, sprite_h
-    above = _pixel_rows(band(targets[0][1], 0, start)) if start > 0 else None
-    below = _pixel_rows(band(targets[0][1], stop, sprite_h)) if stop < sprite_h else None
-    for path, sprite in targets:
+    above = _pixel_rows(band(first, 0, start)) if start > 0 else None
+    below = _pixel_rows(band(first, stop, sprite_h)) if stop < sprite_h else None
+    for (path, _), pixels in zip(targets, arrays):
         parts = [top]
         if above is not None:
             parts.append(above)
         if stop > start:
-            parts.append(_pixel_rows(band(sprite, start, stop)))
+            parts.append(_pixel_rows(band(pixels, start, stop)))
         if below is not None:
             parts.append(below)
         parts.append(bottom)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from memory.errors import InputError
 from tools.backends._draw import (
@@ -356,7 +356,7 @@ def plan_figures(request: PanelRequest) -> list[Placement]:
         unit = min(safe_w * 0.3, safe_w / (count * 1.55))
         head_tops = [top + safe_h * 0.1] * count
     elif framing == "close-up":
-        unit = min(safe_w * 0.52, safe_w / (count * 1.3))
+        unit = min(safe_w * 0.62, safe_w / (count * 1.3))
         head_tops = [top + safe_h * 0.08] * count
     else:  # extreme close-up: the face fills the safe width, eyes a little above centre
         unit = min(safe_w * 1.0, safe_h * 0.95)
@@ -754,6 +754,14 @@ def _draw_backdrop(request: PanelRequest, framing: str) -> Image.Image:
             mx, my, mr = width * (0.25 + 0.5 * layout.random()), horizon * 0.25, width * 0.06
             draw.ellipse((mx - mr * 1.8, my - mr * 1.8, mx + mr * 1.8, my + mr * 1.8), fill=mix(pal.sky_top, _WHITE, 0.12))
             draw.ellipse((mx - mr, my - mr, mx + mr, my + mr), fill=(250, 244, 214))
+        else:  # clouds: where they drift is a seed detail, so every candidate differs a little
+            cloud = mix(pal.sky_low, _WHITE, 0.45)
+            for _ in range(3):
+                cx, cy = detail.uniform(0, width), detail.uniform(horizon * 0.08, horizon * 0.55)
+                cw = detail.uniform(width * 0.12, width * 0.24)
+                for k in range(4):
+                    dx, r = (k - 1.5) * cw * 0.3, cw * (0.2 if k in (0, 3) else 0.3)
+                    draw.ellipse((cx + dx - r, cy - r * 0.6, cx + dx + r, cy + r * 0.45), fill=cloud)
         _draw_exterior(draw, width, height, horizon, pal, words, layout, night)
 
     # ground plane with perspective lines towards a centre vanishing point
@@ -766,6 +774,12 @@ def _draw_backdrop(request: PanelRequest, framing: str) -> Image.Image:
         draw.line((0, y, width, y), fill=line_color, width=1)
     if interior:
         draw.line((0, horizon, width, horizon), fill=shade(line_color, 0.8), width=2)
+        # a patch of window light on the floor; its place is a seed detail
+        lx, lw = detail.uniform(width * 0.1, width * 0.6), width * detail.uniform(0.2, 0.35)
+        ly = horizon + (height - horizon) * detail.uniform(0.15, 0.45)
+        lh = (height - horizon) * 0.18
+        glow = mix(near, (255, 240, 200), 0.25 if not night else 0.1)
+        draw.polygon([(lx, ly), (lx + lw, ly), (lx + lw * 1.3, ly + lh), (lx + lw * 0.3, ly + lh)], fill=glow)
 
     if words & {"rain", "rainy", "storm", "downpour", "drizzle"}:
         streak = mix(pal.sky_low, _WHITE, 0.55)
@@ -909,6 +923,15 @@ def _pill(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, size: i
     return box
 
 
+def _fit_text(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: float) -> str:
+    """``text`` cut to ``width`` pixels with an ellipsis ('' when not even that fits)."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text.rstrip() + "…" if text else ""
+
+
 def _clamp_box(x0: float, y0: float, w: float, h: float, bounds: tuple[int, int, int, int]) -> tuple[float, float]:
     left, top, right, bottom = bounds
     return (min(max(x0, left), right - w), min(max(y0, top), bottom - h))
@@ -947,7 +970,7 @@ def _draw_camera_guide(draw: ImageDraw.ImageDraw, move: str, bounds: tuple[int, 
                 arrow(ox, oy, ix - sx * size * 0.4, iy - sy * size * 0.4)
             else:
                 arrow(ix - sx * size * 0.4, iy - sy * size * 0.4, ox, oy)
-        text_xy = (cx, inner[1] + size * 0.2)
+        text_xy = (cx, inner[3] - size * 0.4)
     elif move == "pan":
         y = bottom - size * 3.2
         arrow(left + size, y, right - size, y)
@@ -990,8 +1013,7 @@ def _draw_overlay(request: PanelRequest, framing: str, move: str, placements: li
         info += f" · {move}"
     info_font = font_for(info, size)
     room = right - left - tag_w - size * 2.0
-    while info and info_font.getlength(info) > room:
-        info = info[:-2] + "…"
+    info = _fit_text(info, info_font, room)
     draw.text((left + size * 0.6, top + strip_h / 2), info, font=info_font, fill=(240, 240, 240, 255), anchor="lm")
     content_top = top + strip_h + size // 2
 
@@ -1007,7 +1029,9 @@ def _draw_overlay(request: PanelRequest, framing: str, move: str, placements: li
         is_speaker = character.speaking
         feet = placement.box[3]
         y = min(feet + label_size * 0.4, bottom - label_h - size * 0.3)
-        text = f"▶ {character.name}" if is_speaker else character.name
+        name = character.name.strip() or character.id
+        text = f"▶ {name}" if is_speaker else name
+        text = _fit_text(text, font_for(text, label_size, bold=True), (right - left) / max(1, len(placements)))
         fill = (255, 206, 80, 235) if is_speaker else (18, 18, 28, 200)
         color = _INK if is_speaker else (245, 245, 245)
         font = font_for(text, label_size, bold=True)
@@ -1029,7 +1053,9 @@ def _draw_bubble(draw: ImageDraw.ImageDraw, text: str, speaker: Placement | None
     text_size = round(size * 1.35)
     font = font_for(text, text_size)
     max_text_w = (right - left) * 0.78
-    lines = wrap_text(text, font, max_text_w)[:6]
+    lines = wrap_text(text, font, max_text_w)
+    if len(lines) > 6:
+        lines = [*lines[:5], _fit_text(lines[5] + " " + lines[6], font, max_text_w)]
     line_h = text_size * 1.3
     text_w = max(font.getlength(line) for line in lines)
     pad = text_size * 0.8
@@ -1207,7 +1233,7 @@ def _paint_sheet(request: PanelRequest, out_dir: Path, stem: str) -> PanelResult
     small = width * 0.11
     label_size = max(10, round(height * 0.013))
     for i, expression in enumerate(("happy", "sad", "surprised")):
-        head_top = top + height * 0.1 + i * height * 0.2
+        head_top = top + height * 0.09 + i * height * 0.18
         cx = width * 0.78
         placement = place(small, cx, head_top)
         placement = Placement(placement.character_id, True, small, cx, head_top,
