@@ -151,6 +151,7 @@ def test_recut_rebuilds_only_the_changed_shot_and_its_transitions(tmp_path):
     assert set(again.rebuilt_segments) == {"transition:s0->s1", "shot:s1", "transition:s1->s2"}
     assert set(again.reused_segments) == {"shot:s0", "shot:s2"}
     assert "A different line." in again.srt.read_text()
+    assert len(list((tmp_path / "cache" / "audio").glob("*.m4a"))) == 1    # a caption edit keeps the mix
 
 
 def test_a_render_that_dies_keeps_the_old_episode_and_resumes(tmp_path):

@@ -57,6 +57,17 @@ def test_missing_panel_names_shot_and_path(media, tmp_path):
     assert not (tmp_path / "cache").exists()     # rejected before any work
 
 
+def test_zero_length_take_rejected_before_work(media, tmp_path):
+    from tools.render import render_episode
+    from tools.render.synthetic import write_wav
+
+    empty = write_wav(tmp_path / "silent.wav", np.zeros(0, np.float32))
+    spec = EpisodeSpec((_shot(media, 0, takes=(TakeCue(empty, 0.0),)),), width=W, height=H)
+    with pytest.raises(InputError, match=r"s0.*silent\.wav.*zero length"):
+        render_episode(spec, tmp_path / "out", tmp_path / "cache")
+    assert not (tmp_path / "cache").exists()
+
+
 # --------------------------------------------------------------------------- motion
 
 

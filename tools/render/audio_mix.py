@@ -92,13 +92,26 @@ def duck_gain(dialogue: np.ndarray, duck_db: float) -> np.ndarray:
     return (10 ** (np.interp(np.arange(len(dialogue)), centres, gain_db) / 20)).astype(np.float32)
 
 
-def true_peak_db(x: np.ndarray) -> float:
-    """True-peak estimate (dBTP) by 4x polyphase oversampling."""
+def oversampled_peaks(x: np.ndarray, chunk: int = 10 * RATE, pad: int = 256) -> np.ndarray:
+    """Per-sample peak of the 4x-oversampled signal (float32, len(x)), in chunks so a long mix never
+    holds a 4x float64 copy of itself."""
     from scipy.signal import resample_poly
 
+    out = np.empty(len(x), np.float32)
+    for a in range(0, len(x), chunk):
+        b = min(len(x), a + chunk)
+        lo, hi = max(0, a - pad), min(len(x), b + pad)
+        over = np.abs(resample_poly(x[lo:hi].astype(np.float64), 4, 1))
+        seg = over[(a - lo) * 4:(b - lo) * 4].reshape(-1, 4).max(axis=1)
+        out[a:b] = np.maximum(seg, np.abs(x[a:b]))
+    return out
+
+
+def true_peak_db(x: np.ndarray) -> float:
+    """True-peak estimate (dBTP) by 4x polyphase oversampling."""
     if x.size == 0:
         return float("-inf")
-    peak = float(np.max(np.abs(resample_poly(x, 4, 1))))
+    peak = float(oversampled_peaks(x).max())
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
@@ -106,12 +119,9 @@ def limit(x: np.ndarray, ceiling_db: float) -> np.ndarray:
     """A look-ahead peak limiter on the oversampled peaks: gain never exceeds what each sample needs
     (min-filter, then a moving average no wider than the min-filter's reach)."""
     from scipy.ndimage import minimum_filter1d, uniform_filter1d
-    from scipy.signal import resample_poly
 
     ceiling = 10 ** (ceiling_db / 20)
-    over = np.abs(resample_poly(x, 4, 1))[:len(x) * 4].reshape(-1, 4).max(axis=1)
-    over = np.maximum(over, np.abs(x))
-    need = np.minimum(1.0, ceiling / np.maximum(over, 1e-9))
+    need = np.minimum(1.0, ceiling / np.maximum(oversampled_peaks(x), 1e-9)).astype(np.float32)
     w = max(1, int(RATE * LIMITER_WINDOW_S))
     gain = uniform_filter1d(minimum_filter1d(need, 2 * w + 1), w, mode="nearest")
     gain = np.minimum(gain, need)

@@ -195,6 +195,36 @@ def _render_segment(seg: Segment, spec: EpisodeSpec, pics: _ShotPictures, out: P
             pics.release(i)
 
 
+# --------------------------------------------------------------------------- cached side products
+
+
+def _audio_key(spec: EpisodeSpec, plan: list[ShotFrames]) -> str:
+    """The mix depends on takes, their places, the bed and the levels, not on pictures or captions."""
+    return _digest({"v": RENDERER_VERSION, "fps": spec.fps, "plan": [(f.start, f.length) for f in plan],
+                    "takes": [[(file_sha256(t.wav), t.start) for t in s.takes] for s in spec.shots],
+                    "music": file_sha256(spec.music) if spec.music else None,
+                    "levels": (spec.music_gain_db, spec.duck_db, spec.target_lufs, spec.true_peak_db)})
+
+
+def _contact_sheet(spec: EpisodeSpec, plan: list[ShotFrames], cache_dir: Path, out: Path) -> Path:
+    """The storyboard sheet, drawn only when panels, ids, lengths or moves changed."""
+    import shutil
+
+    from tools.render.exports import write_contact_sheet
+
+    key = _digest({"v": RENDERER_VERSION, "lang": spec.language, "w": spec.width, "h": spec.height,
+                   "shots": [(s.shot_id, file_sha256(s.panel), f.length, s.camera_move)
+                             for s, f in zip(spec.shots, plan)]})
+    cached = cache_dir / "sheets" / f"{key}.png"
+    if not cached.is_file():
+        cached.parent.mkdir(exist_ok=True)
+        write_contact_sheet(spec, cached)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.part.png")
+    shutil.copyfile(cached, tmp)
+    tmp.replace(out)
+    return out
+
+
 # --------------------------------------------------------------------------- the entry point
 
 
@@ -233,10 +263,14 @@ def render_episode(spec: EpisodeSpec, out_dir: Path, cache_dir: Path, *, progres
     cancel = threading.Event()
     pics = _ShotPictures(spec, plan, todo)
     work_id = f"{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
-    audio_wav = cache_dir / f".mix-{work_id}.wav"
-    audio_m4a = cache_dir / f".mix-{work_id}.m4a"
+    (cache_dir / "audio").mkdir(exist_ok=True)
+    audio_m4a = cache_dir / "audio" / f"{_audio_key(spec, plan)}.m4a"
+    audio_wav = cache_dir / "audio" / f".mix-{work_id}.wav"
+    list_file = cache_dir / f".concat-{work_id}.txt"
 
     def make_audio() -> None:
+        if audio_m4a.is_file():
+            return
         mix_episode_audio(spec, audio_wav, ffmpeg)
         encode_audio(audio_wav, audio_m4a)
 
@@ -244,27 +278,27 @@ def render_episode(spec: EpisodeSpec, out_dir: Path, cache_dir: Path, *, progres
     try:
         audio_job = pool.submit(make_audio)
         futures = {pool.submit(_render_segment, s, spec, pics, path_of[s.key], cancel): s for s in todo}
-        done_frames, pending = 0, set(futures)
-        while pending:
+        done_frames, pending = 0, {audio_job, *futures}
+        while pending:          # a failure anywhere (bad music, ffmpeg) stops the render at once
             finished, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
             for fut in finished:
                 fut.result()
-                done_frames += futures[fut].frames
-                report(0.9 * done_frames / total, f"rendered {futures[fut].label}")
-        audio_job.result()
+                if fut in futures:
+                    done_frames += futures[fut].frames
+                    report(0.9 * done_frames / total, f"rendered {futures[fut].label}")
         report(0.92, "joining segments")
         mp4 = out_dir / "episode.mp4"
-        join_and_mux([path_of[s.key] for s in segs], audio_m4a, mp4, cache_dir / f".concat-{work_id}.txt")
+        join_and_mux([path_of[s.key] for s in segs], audio_m4a, mp4, list_file)
         report(0.96, "writing subtitles, timeline and contact sheet")
         srt, vtt = exports.write_srt(spec, out_dir / "episode.srt"), exports.write_vtt(spec, out_dir / "episode.vtt")
         otio_path = exports.write_otio(spec, out_dir / "timeline.otio")
-        sheet = exports.write_contact_sheet(spec, out_dir / "contact_sheet.png")
+        sheet = _contact_sheet(spec, plan, cache_dir, out_dir / "contact_sheet.png")
     except BaseException:
         cancel.set()
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        for p in (audio_wav, audio_m4a, cache_dir / f".concat-{work_id}.txt"):
+        for p in (audio_wav, list_file):
             p.unlink(missing_ok=True)
     report(1.0, "done")
     return RenderResult(mp4, srt, vtt, otio_path, sheet, total_frames(plan) / spec.fps,

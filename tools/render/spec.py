@@ -128,6 +128,9 @@ def validate_spec(spec: EpisodeSpec) -> None:
         for what, path in paths:
             if not Path(path).is_file():
                 raise InputError(f"shot {sid}: {what} file {path} does not exist; redraw or re-voice it")
+        for take in shot.takes:
+            if _audio_frames(take.wav) == 0:
+                raise InputError(f"shot {sid}: take {take.wav} has zero length; re-voice the line")
         for cue in shot.captions:
             if cue.end <= cue.start:
                 raise InputError(f"shot {sid}: caption {cue.text!r} ends ({cue.end}) before it starts")
@@ -135,6 +138,15 @@ def validate_spec(spec: EpisodeSpec) -> None:
         raise InputError(f"music file {spec.music} does not exist; pick another bed or set music=None")
     if spec.font is not None and not Path(spec.font).is_file():
         raise InputError(f"caption font {spec.font} does not exist; set font=None to use the default")
+
+
+def _audio_frames(path: Path) -> int:
+    import soundfile as sf
+
+    try:
+        return sf.info(str(path)).frames
+    except Exception as exc:  # libsndfile's error types vary by version
+        raise InputError(f"take {path} is not a readable WAV ({exc}); re-voice the line") from exc
 
 
 def frame_plan(spec: EpisodeSpec) -> list[ShotFrames]:
