@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from PIL import Image
 
 from memory.errors import InputError
+from tools.backends import _draw
 from tools.backends._draw import encode_png, find_font, parse_color, write_layer_pngs
 from tools.backends.animatic import (
     MODEL,
@@ -312,3 +315,30 @@ def test_png_writer_round_trips(tmp_path: Path) -> None:
         full = np.zeros((120, 200, 4), dtype=np.uint8)
         full[60:100, 50:80] = array
         assert np.array_equal(pixels(path), full)
+
+
+def _idat_stream(png: bytes) -> bytes:
+    """Concatenated IDAT data, checking every chunk's CRC on the way."""
+    offset, stream = 8, b""
+    while offset < len(png):
+        (length,) = struct.unpack(">I", png[offset:offset + 4])
+        kind, data = png[offset + 4:offset + 8], png[offset + 8:offset + 8 + length]
+        assert struct.unpack(">I", png[offset + 8 + length:offset + 12 + length])[0] == zlib.crc32(kind + data)
+        if kind == b"IDAT":
+            stream += data
+        offset += 12 + length
+    return stream
+
+
+@pytest.mark.parametrize("deflate", ["fast", "zlib"])
+def test_png_streams_are_strictly_valid(monkeypatch: pytest.MonkeyPatch, deflate: str) -> None:
+    if deflate == "zlib":  # the fallback when the optional isal package is absent
+        monkeypatch.setattr(_draw, "_fast_zlib", zlib)
+    array = np.zeros((600, 90, 4), dtype=np.uint8)
+    array[100:140, 10:50] = (200, 30, 40, 255)
+    array[400:402] = 9
+    png = encode_png(array)
+    raw = zlib.decompress(_idat_stream(png))  # raises on a wrong adler32 trailer
+    assert len(raw) == 600 * (90 * 4 + 1)
+    with Image.open(io.BytesIO(png)) as decoded:
+        assert np.array_equal(np.asarray(decoded), array)
