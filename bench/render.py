@@ -92,7 +92,7 @@ def child_render(work: Path, shots: int, seconds: float, recut: bool, cache: Pat
 def child_moviepy(work: Path, shots: int, seconds: float, out: Path) -> None:
     """The idiomatic moviepy 2 edit: ImageClip per shot with a per-frame ``resized`` push-in, crossfades,
     TextClip captions, CompositeVideoClip with an opaque background, CompositeAudioClip, write_videofile."""
-    from moviepy import (AudioFileClip, CompositeAudioClip, CompositeVideoClip, ImageClip, TextClip, vfx)
+    from moviepy import AudioFileClip, CompositeAudioClip, CompositeVideoClip, ImageClip, TextClip, vfx
 
     from tools.render.captions import find_caption_font
     from tools.render.spec import frame_plan
@@ -102,7 +102,9 @@ def child_moviepy(work: Path, shots: int, seconds: float, out: Path) -> None:
     clips, audio = [], []
     for f, shot in zip(frame_plan(spec), spec.shots):
         d, start = f.length / FPS, f.start / FPS
-        zoom = (lambda d: (lambda t: 1.0 + 0.15 * t / d))(d)
+        def zoom(t: float, d: float = d) -> float:
+            return 1.0 + 0.15 * t / d
+
         clip = ImageClip(str(shot.panel)).with_duration(d).resized(zoom).with_position("center").with_start(start)
         if f.overlap_in:
             clip = clip.with_effects([vfx.CrossFadeIn(f.overlap_in / FPS)])

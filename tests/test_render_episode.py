@@ -68,7 +68,7 @@ def full_hd(tmp_path_factory):
 
 
 def test_mp4_is_h264_aac_faststart_at_the_timeline_length(full_hd):
-    spec, res = full_hd
+    _, res = full_hd
     info = _probe(res.mp4)
     v = next(s for s in info["streams"] if s["codec_type"] == "video")
     a = next(s for s in info["streams"] if s["codec_type"] == "audio")
@@ -84,7 +84,7 @@ def test_mp4_is_h264_aac_faststart_at_the_timeline_length(full_hd):
 
 
 def test_camera_move_and_caption_are_in_the_pixels(full_hd):
-    spec, res = full_hd
+    _, res = full_hd
     frames = _frames(res.mp4, 1080, 1920)
     first, mid = frames[0].astype(int), frames[16].astype(int)            # shot s0 pushes in
     assert np.abs(first - mid).mean() > 3
@@ -93,7 +93,7 @@ def test_camera_move_and_caption_are_in_the_pixels(full_hd):
     from tools.render.captions import CAPTION_BOTTOM
     band = slice(int(1920 * CAPTION_BOTTOM) - 120, int(1920 * CAPTION_BOTTOM))
     with_cap, without = frames[18][band].astype(int), frames[6][band].astype(int)
-    white = lambda f: ((f > 235).all(axis=2)).sum()                      # noqa: E731
+    white = lambda f: ((f > 235).all(axis=2)).sum()
     assert white(with_cap) > white(without) + 500
 
 
@@ -102,7 +102,7 @@ def test_subtitles_and_otio_read_back(full_hd):
     import srt
     import webvtt
 
-    spec, res = full_hd
+    _, res = full_hd
     subs = list(srt.parse(res.srt.read_text()))
     assert [s.content for s in subs] == [f"Line {i}: where were you?" for i in range(3)]
     starts = [t[1] for t in res.timeline]
@@ -131,7 +131,7 @@ def test_output_audio_loudness_and_true_peak(full_hd):
 
     from tools.render.audio_mix import true_peak_db
 
-    spec, res = full_hd
+    _, res = full_hd
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(res.mp4), "-vn", "-f", "f32le", "-ac", "1", "-ar",
                           "48000", "-"], capture_output=True, check=True).stdout
     audio = np.frombuffer(raw, np.float32).astype(np.float64)

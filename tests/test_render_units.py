@@ -1,13 +1,22 @@
 """Render engine pieces without encoding: timeline, motion, limited animation, captions, audio."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from memory.errors import InputError
-from tools.render.spec import CaptionCue, EpisodeSpec, ShotSpec, TakeCue, episode_duration, frame_plan, timeline
+from tools.render.spec import (
+    CaptionCue,
+    EpisodeSpec,
+    ShotSpec,
+    TakeCue,
+    episode_duration,
+    frame_plan,
+    timeline,
+)
 
 W, H, FPS = 270, 480, 24
 
@@ -140,7 +149,7 @@ def test_blinks_swap_in_the_eyes_closed_variant(media):
     closed = [k for k in range(int(8 * FPS)) if m.eyes_closed("aki", k / FPS)]
     assert closed, "no blink in 8 s"
     starts = [a for a, _ in m.blinks["aki"]]
-    assert all(2.0 <= b - a <= 6.0 for a, b in zip(starts, starts[1:]))
+    assert all(2.0 <= b - a <= 6.0 for a, b in itertools.pairwise(starts))
     assert all(3 <= round((b - a) * FPS) <= 4 for a, b in m.blinks["aki"])
     k = closed[0]
     assert m.sprite_for("char:aki", k / FPS) == "char:aki:eyes_closed"
@@ -222,7 +231,7 @@ def test_normalise_hits_loudness_and_true_peak():
     from tools.render.synthetic import speech_like
 
     x = np.concatenate([speech_like(4.0, seed=1) * 0.05, speech_like(2.0, seed=2) * 3.0])
-    y, loud, peak, _, limited = normalise(x.astype(np.float32), -14.0, -1.0)
+    y, _, peak, _, limited = normalise(x.astype(np.float32), -14.0, -1.0)
     assert loudness_lufs(y) == pytest.approx(-14.0, abs=0.5)
     assert true_peak_db(y) <= -1.0 + 1e-3 and peak <= -1.0 + 1e-3
     assert limited

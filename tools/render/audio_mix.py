@@ -58,7 +58,7 @@ def _to_rate(audio: np.ndarray, sr: int) -> np.ndarray:
 def decode_music(path: Path, ffmpeg: str) -> np.ndarray:
     """Any audio file -> mono float32 at 48 kHz via ffmpeg; InputError names a file that is not audio."""
     proc = subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-i", str(path), "-vn", "-f", "f32le", "-ac", "1",
-                           "-ar", str(RATE), "-"], capture_output=True)
+                           "-ar", str(RATE), "-"], capture_output=True, check=False)
     audio = np.frombuffer(proc.stdout, np.float32)
     if proc.returncode != 0 or audio.size == 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no audio stream"]

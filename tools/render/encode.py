@@ -45,7 +45,7 @@ def _tmp_name(path: Path) -> Path:
 
 
 def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, capture_output=True)
+    proc = subprocess.run(cmd, capture_output=True, check=False)
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace")[-800:]
         raise BackendError(f"ffmpeg failed to {what} (exit {proc.returncode}): {tail}")
@@ -86,7 +86,7 @@ class SegmentEncoder:
                 stdin.write(memoryview(frame).cast("B"))
                 if any(frame is b for b in self._owned):
                     self._free.put(frame)
-        except BaseException as exc:  # broken pipe: ffmpeg died; reported by close()
+        except (OSError, ValueError) as exc:  # broken pipe: ffmpeg died; reported by close()
             self._error = exc
             while self._q.get() is not None:   # unblock the producer
                 pass
@@ -133,7 +133,7 @@ class SegmentEncoder:
         self.proc.wait()
         self.tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "SegmentEncoder":
+    def __enter__(self) -> SegmentEncoder:  # noqa: PYI034 (final class)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

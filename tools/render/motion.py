@@ -325,7 +325,7 @@ class CameraMotion:
     def mouth_open(self, char_id: str, t: float) -> bool:
         if self._mouth is None or char_id not in self.shot.speakers:
             return False
-        k = min(len(self._mouth) - 1, max(0, int(round(t * self.fps))))
+        k = min(len(self._mouth) - 1, max(0, round(t * self.fps)))
         return bool(self._mouth[k])
 
     def sprite_for(self, key: str, t: float) -> str:
@@ -402,7 +402,7 @@ class CameraMotion:
             cv2.multiply(out, m, dst=out, scale=1 / 255)
             cv2.add(out, off, dst=out)
         if self.shot.flicker:
-            q = int(round(100 * self._flicker(t)))
+            q = round(100 * self._flicker(t))
             lut = self._flicker_luts.get(q)
             if lut is None:
                 x = np.arange(256, dtype=np.float32)
@@ -458,7 +458,7 @@ def blend_transition(kind: str, a: np.ndarray, b: np.ndarray, p: float, height: 
         return cv2.addWeighted(black, 2 - 2 * p, b, 2 * p - 1, 0, dst=out)
     if kind in ("slide", "whip"):
         e = ease(p, "in_out") if kind == "slide" else ease(p, "in")
-        shift = int(round(e * width / 2)) * 2       # even, so chroma columns stay aligned
+        shift = round(e * width / 2) * 2       # even, so chroma columns stay aligned
         for (pa, pb, po), sc in zip(zip(i420_planes(a, height, width), i420_planes(b, height, width),
                                         i420_planes(out, height, width)), (1, 2, 2)):
             s, wp = shift // sc, width // sc

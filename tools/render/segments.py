@@ -19,7 +19,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from memory.errors import StoryreelError
-from tools.render.spec import EpisodeSpec, ShotFrames, ShotSpec, frame_plan, timeline, total_frames, validate_spec
+from tools.render.spec import (
+    EpisodeSpec,
+    ShotFrames,
+    ShotSpec,
+    frame_plan,
+    timeline,
+    total_frames,
+    validate_spec,
+)
 
 RENDERER_VERSION = "storyreel-render-1"
 Progress = Callable[[float, str], None]
