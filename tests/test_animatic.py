@@ -342,3 +342,17 @@ def test_png_streams_are_strictly_valid(monkeypatch: pytest.MonkeyPatch, deflate
     assert len(raw) == 600 * (90 * 4 + 1)
     with Image.open(io.BytesIO(png)) as decoded:
         assert np.array_equal(np.asarray(decoded), array)
+
+
+def test_pose_moves_an_arm_but_keeps_the_colours(tmp_path: Path) -> None:
+    down = replace(BASE, characters=(AIKO,), framing="wide", line_text="")
+    waving = replace(down, characters=(replace(AIKO, pose="waving hello"),))
+    placement = plan_figures(down)[0]
+    head_row = round(placement.head_top + 0.3 * placement.unit)
+    right_of_head = round(placement.center_x + 0.8 * placement.unit)
+    layers = [pixels(paint(tmp_path, request, name).layers["char:aiko"]) for name, request in
+              (("down", down), ("waving", waving))]
+    assert layers[0][head_row, right_of_head, 3] == 0 and layers[1][head_row, right_of_head, 3] == 255
+    look = character_look(AIKO)
+    for layer in layers:  # a full figure: hair and uniform both clearly present, in the same colours
+        assert _color_share(layer, look.hair) > 0.02 and _color_share(layer, look.outfit) > 0.1

@@ -477,7 +477,19 @@ def _draw_back_hair(pen: _Pen, look: CharacterLook) -> None:
     pen.ellipse(-0.5, -0.04, 0.5, 0.86, back, shade(back, 0.45))
 
 
-def _draw_body(pen: _Pen, look: CharacterLook, full_body: bool) -> None:
+def _pose_kind(pose: str) -> str:
+    """The few arm poses the figure can show: raised (wave, cheer), pointing, crossed, or down."""
+    words = _words(pose)
+    if words & {"wave", "waving", "waves", "raise", "raised", "raising", "cheer", "cheering", "salute"}:
+        return "raised"
+    if words & {"point", "pointing", "points", "reach", "reaching"}:
+        return "pointing"
+    if words & {"crossed", "folded", "cross", "fold"}:
+        return "crossed"
+    return "down"
+
+
+def _draw_body(pen: _Pen, look: CharacterLook, full_body: bool, pose: str = "down") -> None:
     outfit, outfit_dark = look.outfit, shade(look.outfit, 0.78)
     if full_body:
         pen.ellipse(-0.7, 5.86, 0.7, 6.08, (0, 0, 0, 70))
@@ -491,8 +503,21 @@ def _draw_body(pen: _Pen, look: CharacterLook, full_body: bool) -> None:
                 pen.poly([(side * 0.02, 3.25), (side * 0.08, 5.72), (side * 0.32, 5.72), (side * 0.47, 3.25)], look.legs)
         for side in (-1, 1):
             pen.ellipse(side * 0.2 - 0.17, 5.62, side * 0.2 + 0.17, 5.86, (52, 44, 52))
-    # arms behind the torso edge
+    # arms behind the torso edge; the figure's left arm (screen right) follows the pose
     for side in (-1, 1):
+        if side == 1 and pose == "raised":
+            pen.poly([(0.5, 1.3), (0.66, 1.36), (0.98, 0.9), (0.98, 0.36), (0.8, 0.36), (0.8, 0.86), (0.5, 1.62)],
+                     outfit_dark)
+            pen.ellipse(0.8, 0.16, 0.99, 0.42, look.skin)
+            continue
+        if side == 1 and pose == "pointing":
+            pen.poly([(0.5, 1.3), (0.62, 1.32), (0.98, 1.56), (0.98, 1.74), (0.6, 1.62), (0.46, 1.62)], outfit_dark)
+            pen.ellipse(0.9, 1.52, 1.04, 1.76, look.skin)
+            continue
+        if pose == "crossed":  # upper arms only; the forearms cross in front of the torso below
+            pen.poly([(side * x, y) for x, y in [(0.5, 1.3), (0.66, 1.4), (0.74, 2.3), (0.5, 2.3), (0.45, 1.6)]],
+                     outfit_dark)
+            continue
         pen.poly([(side * x, y) for x, y in
                   [(0.5, 1.3), (0.66, 1.4), (0.76, 2.25), (0.72, 3.05), (0.55, 3.05), (0.55, 2.3), (0.45, 1.6)]],
                  outfit_dark)
@@ -501,6 +526,11 @@ def _draw_body(pen: _Pen, look: CharacterLook, full_body: bool) -> None:
     side_line = [(0.46, 2.0), (0.4, 2.72), (0.47, 3.35)]
     right = shoulder + side_line
     pen.poly(right + _mirror(right), outfit)
+    if pose == "crossed":
+        pen.ellipse(0.3, 2.0, 0.48, 2.22, look.skin)
+        pen.ellipse(-0.48, 2.06, -0.3, 2.28, look.skin)
+        pen.poly([(-0.74, 2.08), (0.36, 2.0), (0.4, 2.24), (-0.7, 2.34)], outfit_dark)
+        pen.poly([(0.74, 2.12), (-0.36, 2.06), (-0.4, 2.3), (0.7, 2.38)], shade(look.outfit, 0.7))
     if look.skirt and full_body:
         pen.poly([(-0.42, 2.72), (-0.64, 3.78), (0.64, 3.78), (0.42, 2.72)], look.legs)
     # neck, shirt opening, accessory
@@ -637,7 +667,7 @@ class _Figure:
 
 
 def _render_figure(look: CharacterLook, expression: str, placement: Placement, full_body: bool,
-                   fade_bottom: int) -> _Figure:
+                   fade_bottom: int, pose: str = "down") -> _Figure:
     """Draw a figure once (body, head, hair) on a small canvas, then only the face patch three
     times (normal, eyes closed, mouth open), so variants differ in the face box alone."""
     x0, y0, x1, y1 = placement.box
@@ -647,7 +677,7 @@ def _render_figure(look: CharacterLook, expression: str, placement: Placement, f
     origin = ((placement.center_x - x0) * ss, (placement.head_top - y0) * ss)
     pen = _Pen(canvas, origin, placement.unit * ss)
     _draw_back_hair(pen, look)
-    _draw_body(pen, look, full_body)
+    _draw_body(pen, look, full_body, pose)
     _draw_head(pen, look)
     base = canvas.reduce(ss) if ss > 1 else canvas.copy()
 
@@ -1151,7 +1181,7 @@ class AnimaticPainter:
                 write_layer_pngs([(path, empty) for path in paths], (0, 0), size)
                 continue
             figure = _render_figure(character_look(character), canonical_expression(character.expression),
-                                    placement, full_body, fade)
+                                    placement, full_body, fade, _pose_kind(character.pose))
             offset = placement.box[:2]
             panel.alpha_composite(figure.base, dest=offset)
             face_rows = (placement.face[1] - offset[1], placement.face[3] - offset[1])
