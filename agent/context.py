@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agent.llm import ChatModel
@@ -37,3 +37,4 @@ class DirectorContext:
     painter: PanelPainter | None = None      # None: the storyboard slice is off (writers' room only)
     candidates: int = 2                      # panel candidates per proposal
     loras: dict[str, str] = field(default_factory=dict)   # character id -> LoRA, when configured
+    voices: Any = None                       # VoiceBackends (synth_for(profile)); None: voices slice off

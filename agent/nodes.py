@@ -19,7 +19,7 @@ from agent import prompts
 from agent.context import DirectorContext
 from agent.llm import generate_structured
 from agent.review import ReviewRequest, ask
-from agent import storyboard
+from agent import storyboard, voices
 from agent.schemas import (
     PROPOSAL_MODELS, PROPOSAL_TITLES, beats_problems, proposal_model, scene_problems, shots_problems,
     validate_proposal,
@@ -34,6 +34,9 @@ QUESTION_START = re.compile(
     r"^\s*(what|who|where|when|why|how|which|does|do|is|are|can|could|tell me|describe|list|show)\b",
     re.IGNORECASE)
 ADD_REQUEST = re.compile(r"\b(add|new|another|create)\b.*\b(character|location|place|prop)\b", re.IGNORECASE)
+DUB_REQUEST = re.compile(r"\bdub\b.*?\binto\s+([A-Za-z]+)", re.IGNORECASE)
+PRONOUNCE_REQUEST = re.compile(r"\b(?:pronounce|say)\s+[\"“]?(.+?)[\"”]?\s+as\s+[\"“]?(.+?)[\"”]?\s*$",
+                               re.IGNORECASE)
 MAX_ATTEMPTS = 12   # proposals for one task (rejections + redos) before the agent asks for direction
 
 
@@ -66,6 +69,8 @@ def plan_next(state: DirectorState, runtime: Runtime[DirectorContext]
         task = next_task(runtime.context.canon, runtime.context)
         if task is None:
             task = storyboard.next_storyboard_task(runtime.context.canon, runtime.context)
+        if task is None:
+            task = voices.next_voice_task(runtime.context.canon, runtime.context)
     base = {"stash": stash, "notes": [], "rejected": [], "pending": None, "review_error": None}
     if task is None:
         return Command(goto="wait_input", update={**base, "task": None})
@@ -227,6 +232,10 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
     cast, places = _names(ctx.canon, "character"), _names(ctx.canon, "location")
     if kind in storyboard.VISUAL_KINDS:
         return _propose_visual(state, ctx, task, pending)
+    if kind in voices.AUDIO_KINDS:
+        return _propose_audio(state, ctx, task, pending)
+    if kind == "translation":
+        return _propose_translation(state, ctx, task, pending)
     try:
         ids, texts = _retrieve(ctx, task, state.get("premise", ""))
         pending["retrieved"] = ids
@@ -312,6 +321,77 @@ def _propose_visual(state: DirectorState, ctx: DirectorContext, task: Task, pend
                                           "messages": [{"role": "assistant", "content": text}]})
 
 
+def _finish_proposal(state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending,
+                     summary: str) -> Command[Literal["review"]]:
+    kind = task["kind"]
+    data = pending["data"] or {}
+    ctx.ledger.append(actor="assistant", action="propose" if not pending["failure"] else "propose-failed",
+                      record_id=task.get("subject") or task.get("scene_id"), kind=kind,
+                      inputs={"proposal_id": pending["proposal_id"], "task": task,
+                              "notes": state.get("notes") or [], "data": data},
+                      note=pending["failure"] or summary)
+    title = PROPOSAL_TITLES.get(kind, kind)
+    text = (f"Proposal: {title} — {summary}. Review it on the card." if not pending["failure"] else
+            f"I could not make the {title.lower()}: {pending['failure']}. Press Redo to try again"
+            + (", or upload your own recording." if kind == "take" else "."))
+    return Command(goto="review", update={"pending": pending, "review_error": None,
+                                          "messages": [{"role": "assistant", "content": text}]})
+
+
+def _propose_audio(state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending
+                   ) -> Command[Literal["review"]]:
+    """A casting with an audition, or a take of one line, synthesised with the character's voice."""
+    try:
+        if task["kind"] == "casting":
+            pending["data"] = voices.propose_casting(ctx, task, proposal_id=pending["proposal_id"],
+                                                     notes=list(state.get("notes") or []),
+                                                     overrides=task.get("overrides"))
+            if pending["data"]["engine"] == "espeak":
+                pending["warnings"] = ["espeak-ng is a robotic last-resort voice."]
+            summary = (f"{pending['data']['subject_name']}: {pending['data']['engine']}, rate "
+                       f"{pending['data']['rate']}, pitch {pending['data']['pitch_semitones']:+} st")
+        else:
+            pending["data"] = voices.propose_take(ctx, task, proposal_id=pending["proposal_id"],
+                                                  attempt=pending["attempt"], overrides=task.get("overrides"))
+            summary = f"{pending['data']['speaker']}: “{pending['data']['text'][:60]}” ({task.get('language')})"
+    except StoryreelError as exc:
+        pending["failure"] = str(exc)
+        summary = ""
+    return _finish_proposal(state, ctx, task, pending, summary)
+
+
+def _propose_translation(state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending
+                         ) -> Command[Literal["review"]]:
+    """The scene's lines in the dub language, keeping the glossary, flagged when much longer."""
+    scene = ctx.canon.get(task["scene_id"])
+    language = task["language"]
+    source = [str(ln.get("line", "")) for ln in scene.data.get("lines", [])]
+    model = voices.translation_model(len(source))
+    messages = voices.translation_messages(ctx.canon, scene, language)
+    notes = list(state.get("notes") or [])
+    if notes:
+        messages[-1]["content"] += "\nThe director's notes: " + " | ".join(notes[-3:])
+
+    def check(p: Any) -> list[str]:
+        return voices.glossary_problems(source, p.lines, language, ctx.canon)
+    try:
+        try:
+            lines = generate_structured(ctx.llm, messages, model, retries=ctx.repair_retries, check=check,
+                                        seed=pending["seed"]).lines
+        except LLMOutputError as exc:
+            parsed = _parse_lenient(model, exc)
+            if parsed is None:
+                raise
+            lines = parsed["lines"]
+        pending["data"] = {"scene_id": scene.id, "language": language, "source": source, "lines": lines}
+        pending["warnings"] = (voices.glossary_problems(source, lines, language, ctx.canon)
+                               + voices.length_warnings(source, lines, language))
+        pending["retrieved"] = [scene.id, "glossary"]
+    except StoryreelError as exc:
+        pending["failure"] = str(exc)
+    return _finish_proposal(state, ctx, task, pending, f"{scene.id} in {language}")
+
+
 def _parse_lenient(model: Any, exc: LLMOutputError) -> dict[str, Any] | None:
     raw = getattr(exc, "raw", "") or ""
     start = raw.find("{")
@@ -346,6 +426,26 @@ def review(state: DirectorState, runtime: Runtime[DirectorContext]
     kind, kind_t = pending.get("kind", ""), decision["type"]
     if kind_t == "open":
         return Command(goto="propose", update=_open_task(state, decision["task"]))
+    if kind_t == "edit" and kind in voices.AUDIO_KINDS:
+        try:
+            adjust = validate_proposal(kind, decision.get("data") or {})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            return Command(goto="review", update={"review_error": f"The adjustment is not valid: {problems}"})
+        if kind == "take":
+            adjust["text"] = adjust.pop("spoken_text", "")
+        task = {**(state.get("task") or {}), "overrides": adjust}
+        return Command(goto="propose", update={"task": task})
+    if kind_t == "upload" and kind == "take":
+        return Command(goto="commit", update={"pending": {**pending, "upload": decision["path"],
+                                                          "decided": "upload",
+                                                          "actor": decision.get("actor", "human")}})
+    if kind_t in ("accept",) and kind in voices.AUDIO_KINDS:
+        if not (pending.get("data") or {}).get("candidates"):
+            return Command(goto="review", update={
+                "review_error": "There is no take to accept: press Redo, or upload a recording."})
+        return Command(goto="commit", update={"pending": {**pending, "decided": "accept",
+                                                          "actor": decision.get("actor", "human")}})
     if kind_t == "upload" and kind in storyboard.VISUAL_KINDS:
         return Command(goto="commit", update={"pending": {**pending, "upload": decision["path"],
                                                           "decided": "upload",
@@ -362,7 +462,8 @@ def review(state: DirectorState, runtime: Runtime[DirectorContext]
                                                           "decided": "accept",
                                                           "actor": decision.get("actor", "human")}})
     if kind_t == "upload":
-        return Command(goto="review", update={"review_error": "Uploads replace images; edit the fields instead."})
+        return Command(goto="review", update={
+            "review_error": "Uploads replace images and takes; edit the fields of this proposal instead."})
     if kind_t in ("accept", "edit"):
         data = decision.get("data") if kind_t == "edit" else pending.get("data")
         if data is None:
@@ -388,6 +489,12 @@ def review(state: DirectorState, runtime: Runtime[DirectorContext]
                 f"That was take {attempt} of this {kind}; I'll stop here so we don't loop. Tell me "
                 "what you want in a message, or write it yourself with Edit on a new proposal.")}]})
     update: dict[str, Any] = {}
+    if kind == "casting" and pending.get("data"):
+        task = dict(state.get("task") or {})
+        prof = {k: pending["data"][k] for k in voices.PROFILE_FIELDS if k in pending["data"]}
+        task["rejected_profiles"] = [*task.get("rejected_profiles", []), prof]
+        task.pop("overrides", None)
+        update["task"] = task
     if kind_t == "reject":
         update["rejected"] = [*(state.get("rejected") or []), prompts.summarise(kind, pending.get("data"))]
         if note:
@@ -446,6 +553,11 @@ def commit(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[L
                                                upload=pending.get("upload"), actor=actor, note=note)]
         elif kind == "shots":
             records = storyboard.write_shot_plan(ctx.canon, dict(pending["data"]), actor=actor, note=note)
+        elif kind in voices.AUDIO_KINDS:
+            records = voices.accept_audio(ctx, kind, dict(pending["data"]), upload=pending.get("upload"),
+                                          actor=actor, note=note)
+        elif kind == "translation":
+            records = voices.write_translation(ctx.canon, dict(pending["data"]), actor=actor, note=note)
         else:
             records = write_proposal(ctx, kind, dict(pending["data"]), pending.get("target_id"),
                                      actor=actor, note=note)
@@ -483,7 +595,7 @@ def _find_target(ctx: DirectorContext, text: str) -> Record | None:
 
 
 def respond(state: DirectorState, runtime: Runtime[DirectorContext]
-            ) -> Command[Literal["review", "wait_input", "propose"]]:
+            ) -> Command[Literal["review", "wait_input", "propose", "plan_next"]]:
     """Answer a question from the bible, or turn a change request into a proposal."""
     ctx = runtime.context
     text = (state.get("reply") or "").strip()
@@ -501,6 +613,33 @@ def respond(state: DirectorState, runtime: Runtime[DirectorContext]
             answer += "\n\nFrom the bible: " + " · ".join(t[:200] for t in texts[:2])
         return Command(goto=back, update={"reply": None,
                                           "messages": [{"role": "assistant", "content": answer}]})
+    dub = DUB_REQUEST.search(text)
+    say = PRONOUNCE_REQUEST.search(text)
+    if dub or say:
+        try:
+            if dub:
+                code = voices.language_code(dub.group(1))
+                langs = voices.dub_languages(ctx.canon)
+                rec = ctx.canon.upsert("glossary", {"languages": sorted({*langs, code})}, actor="human",
+                                       record_id="dub-languages", note=f"dub into {code}")
+                reply = (f"Dubbing episode 1 into {voices.LANGUAGE_NAMES.get(code, code)}: I'll propose the "
+                         "translations scene by scene, then takes in each character's voice.")
+            else:
+                entries, _ = voices.lexicon(ctx.canon)
+                entries[say.group(1).strip()] = say.group(2).strip()
+                rec = ctx.canon.upsert("glossary", {"entries": entries}, actor="human", record_id="lexicon",
+                                       note=f"pronounce {say.group(1)!r} as {say.group(2)!r}")
+                reply = f"Noted: “{say.group(1)}” is said “{say.group(2)}” in every take from now on."
+        except StoryreelError as exc:
+            return Command(goto=back, update={"reply": None, "messages": [{"role": "assistant", "content": str(exc)}]})
+        ctx.bible.index(rec)
+        ctx.ledger.append(actor="human", action="edit", record_id=rec.id, kind=rec.kind, rev=rec.rev,
+                          inputs={"request": text}, note=text[:120])
+        stash = list(state.get("stash") or [])
+        if pending and state.get("task"):
+            stash.append(state["task"])
+        return Command(goto="plan_next", update={"reply": None, "stash": stash,
+                                                 "messages": [{"role": "assistant", "content": reply}]})
     add = ADD_REQUEST.search(text)
     if add:
         kind = {"place": "location"}.get(add.group(2).lower(), add.group(2).lower())

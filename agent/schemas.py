@@ -237,3 +237,32 @@ def shots_problems(plan: dict[str, Any], scene: dict[str, Any], cast: list[str],
     if missing:
         problems.append(f"dialogue lines {missing} are not covered by any shot")
     return problems
+
+
+class TranslationProposal(_Proposal):
+    """A scene's dialogue in another language, line by line (the card and the edit form)."""
+
+    scene_id: str = Field(min_length=1, max_length=80)
+    language: str = Field(min_length=2, max_length=8)
+    source: list[str] = Field(default_factory=list)
+    lines: list[str] = Field(min_length=1, max_length=20)
+
+
+class CastingCard(_Proposal):
+    engine: str = Field(default="piper", max_length=20)
+    voice: str = Field(default="en_US-joe-medium", max_length=60)
+    rate: float = Field(default=1.0, ge=0.5, le=2.0)
+    pitch_semitones: float = Field(default=0.0, ge=-12, le=12)
+    energy: float = Field(default=1.0, ge=0.2, le=2.0)
+    noise: float = Field(default=0.667, ge=0.0, le=1.5)
+    instructions: str = Field(default="", max_length=300)
+
+
+class TakeAdjust(_Proposal):
+    rate: float = Field(default=1.0, ge=0.5, le=2.0)
+    pitch_semitones: float = Field(default=0.0, ge=-12, le=12)
+    spoken_text: str = Field(default="", max_length=400)
+
+
+PROPOSAL_MODELS.update({"translation": TranslationProposal, "casting": CastingCard, "take": TakeAdjust})
+PROPOSAL_TITLES.update({"translation": "Translation", "casting": "Casting", "take": "Line take"})

@@ -120,7 +120,7 @@ def image_status(canon: Canon, image: Record, painter: str | None = None) -> tup
             reasons.append(f"{key} changed since it was drawn ({then.get(key)} → {now.get(key)})")
     model = str(image.data.get("model") or "")
     if painter and image.data.get("source") == "generated" and not model.startswith(
-            {"animatic": "animatic", "diffusers": "diffusers", "openai-images": ""}.get(painter, painter)):
+            {"animatic": "animatic", "diffusers": "diffusers"}.get(painter, painter)):
         reasons.append(f"drawn by {model}; the project now paints with {painter}")
     return ("stale" if reasons else "accepted"), reasons
 
@@ -141,8 +141,12 @@ def _abs(ctx: DirectorContext, rel: str | None) -> Path | None:
 
 
 def _image_path(ctx: DirectorContext, kind: str, subject: str) -> Path | None:
+    """An accepted image; for a background, its clean backdrop layer when the painter gave one
+    (the composed background carries the location's name label)."""
     rec = _get(ctx.canon, image_record_id(kind, subject))
-    return _abs(ctx, rec.data.get("path")) if rec else None
+    if rec is None:
+        return None
+    return _abs(ctx, rec.data.get("layers", {}).get("backdrop") or rec.data.get("path"))
 
 
 def _character(ctx: DirectorContext, rec: Record, **kw: Any) -> CharacterInShot:

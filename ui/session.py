@@ -45,7 +45,7 @@ class SessionView:
 class DirectorSession:
     def __init__(self, project: Project, llm: ChatModel, *, targets: Targets | None = None,
                  actor: str = "human", painter: Any = None, candidates: int = 2,
-                 loras: dict[str, str] | None = None) -> None:
+                 loras: dict[str, str] | None = None, voices: Any = None) -> None:
         self.project = project
         self.llm = llm
         self.actor = actor
@@ -64,7 +64,8 @@ class DirectorSession:
             self.graph = build_graph(self._saver)
             self.context = DirectorContext(canon=self.canon, bible=self.bible, ledger=self.ledger,
                                            llm=llm, targets=targets or Targets(), project_root=project.root,
-                                           painter=painter, candidates=candidates, loras=dict(loras or {}))
+                                           painter=painter, candidates=candidates, loras=dict(loras or {}),
+                                           voices=voices)
         except BaseException:
             self._lock.release()
             raise
@@ -125,14 +126,23 @@ class DirectorSession:
         return snap.interrupts[0].value
 
     def upload(self, src: Path) -> SessionView:
-        """Use the director's own image for the reference sheet, background or panel on the card."""
+        """Use the director's own image (sheet, background, panel) or recording (take) on the card."""
         from tools.images import import_image
 
         with self._mutex:
             pending = self._require_waiting()
+            if pending.get("kind") == "take":
+                import uuid
+
+                from tools.audio import import_recording
+
+                dest = self.project.assets_dir / "uploads" / f"recording-{uuid.uuid4().hex[:12]}.wav"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                import_recording(Path(src), dest)
+                return self._resume({"type": "upload", "path": self.project.relative(dest), "actor": self.actor})
             if pending.get("kind") not in VISUAL_KINDS:
-                raise InputError("there is no image on the card to replace; uploads are for reference "
-                                 "sheets, backgrounds and panels")
+                raise InputError("there is nothing on the card to replace; uploads are for reference "
+                                 "sheets, backgrounds, panels and line takes")
             size = None if pending.get("kind") == "reference" else (1080, 1920)
             dest = import_image(Path(src), self.project.assets_dir / "uploads", size=size)
             return self._resume({"type": "upload", "path": self.project.relative(dest), "actor": self.actor})
@@ -191,6 +201,41 @@ class DirectorSession:
         title = f"{self.project.name} — episode {episode} storyboard"
         png = contact_sheet(items, out / "contact_sheet.png", out / "contact_sheet.pdf", title=title)
         return png, out / "contact_sheet.pdf"
+
+    def voices(self) -> dict[str, Any]:
+        """The cast's voices and every line's takes per language, with their status."""
+        from agent.voices import PRIMARY_LANGUAGE, dub_languages, episode_lines, take_id, take_status
+
+        cast = self.canon.list("voice")
+        rows = []
+        for language in [PRIMARY_LANGUAGE, *dub_languages(self.canon)]:
+            for scene, line in episode_lines(self.canon):
+                try:
+                    take = self.canon.get(take_id(line["id"], language))
+                except RecordNotFoundError:
+                    take = None
+                status = "draft" if take is None or take.deleted else take_status(self.canon, take)[0]
+                rows.append({"line_id": line["id"], "language": language, "speaker": line.get("speaker"),
+                             "text": line.get("line"), "take": take, "status": status})
+        return {"cast": cast, "takes": rows}
+
+    def set_glossary(self, term: str, language: str, target: str) -> Record:
+        """A per-series glossary entry (names, honorifics) every translation must keep."""
+        from agent.voices import glossary, language_code
+
+        term, target = term.strip(), target.strip()
+        if not term or not target:
+            raise InputError("a glossary entry needs a term and its translation")
+        code = language_code(language)
+        terms = [t for t in glossary(self.canon) if t.get("term") != term] + [
+            {**next((t for t in glossary(self.canon) if t.get("term") == term), {"term": term}), code: target}]
+        with self._mutex:
+            rec = self.canon.upsert("glossary", {"terms": terms}, actor=self.actor, record_id="glossary",
+                                    note=f"{term} -> {target} ({code})")
+            self.bible.index(rec)
+            self.ledger.append(actor=self.actor, action="edit", record_id=rec.id, kind=rec.kind, rev=rec.rev,
+                               inputs={"term": term, "language": code, "target": target}, note=rec.note)
+            return rec
 
     def image_path(self, rel: str) -> Path:
         return self.project.resolve(rel)
@@ -277,5 +322,9 @@ def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = 
     section = project.settings.get("painter")
     _, candidates, options = painter_settings(section)
     painter = painter_from_settings(section)
+    from agent.voices import VoiceBackends
+
+    voice = dict(project.settings.get("voice", {}))
     return DirectorSession(project, llm, targets=targets, actor=actor, painter=painter,
-                           candidates=candidates, loras=dict(options.get("loras", {})))
+                           candidates=candidates, loras=dict(options.get("loras", {})),
+                           voices=VoiceBackends(voice.get("openai")))

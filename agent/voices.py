@@ -1,0 +1,372 @@
+"""The voices slice: casting, line takes, dubbing (translations) and the pronunciation lexicon.
+
+Takes are drafted into `assets/drafts/...` and copied to versioned paths under `assets/audio/` only
+when accepted (or uploaded). Each accepted take records what it was made from (the line's text, the
+voice profile's revision, the lexicon's revision), so `take_status` can say when it went stale.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from agent.context import DirectorContext
+from agent.state import Task
+from memory.canon import Canon, Record
+from memory.errors import InputError, RecordNotFoundError
+from tools.backends.protocols import SpeechRequest, VoiceProfile
+
+AUDIO_KINDS = ("casting", "take")
+PRIMARY_LANGUAGE = "en"
+LANGUAGES = {"english": "en", "japanese": "ja", "chinese": "zh", "mandarin": "zh", "korean": "ko",
+             "spanish": "es", "french": "fr", "german": "de", "italian": "it", "portuguese": "pt"}
+LANGUAGE_NAMES = {v: k.capitalize() for k, v in LANGUAGES.items()}
+#: Characters spoken per second, to compare spoken lengths across languages.
+CHARS_PER_SECOND = {"en": 14.0, "ja": 7.5, "zh": 5.5, "ko": 7.0, "es": 15.0, "fr": 14.5, "de": 13.5,
+                    "it": 15.0, "pt": 14.5}
+TOO_LONG = 1.35      # a translation whose spoken length is this much longer is flagged
+PROFILE_FIELDS = ("engine", "voice", "rate", "pitch_semitones", "energy", "noise", "instructions")
+
+
+def _get(canon: Canon, record_id: str) -> Record | None:
+    try:
+        rec = canon.get(record_id)
+    except RecordNotFoundError:
+        return None
+    return None if rec.deleted else rec
+
+
+def voice_id(char_id: str) -> str:
+    return f"voice-{char_id}"
+
+
+def take_id(line_id: str, language: str) -> str:
+    return f"take-{line_id}-{language}"
+
+
+def translation_id(line_id: str, language: str) -> str:
+    return f"{line_id}-{language}"
+
+
+def language_code(name: str) -> str:
+    code = LANGUAGES.get(name.strip().lower(), name.strip().lower())
+    if code not in CHARS_PER_SECOND:
+        raise InputError(f"unknown language {name!r}; Storyreel dubs into "
+                         f"{', '.join(sorted(LANGUAGES))}")
+    return code
+
+
+def dub_languages(canon: Canon) -> list[str]:
+    rec = _get(canon, "dub-languages")
+    return list(rec.data.get("languages", [])) if rec else []
+
+
+def lexicon(canon: Canon) -> tuple[dict[str, str], int | None]:
+    rec = _get(canon, "lexicon")
+    return (dict(rec.data.get("entries", {})), rec.rev) if rec else ({}, None)
+
+
+def glossary(canon: Canon) -> list[dict[str, str]]:
+    rec = _get(canon, "glossary")
+    return list(rec.data.get("terms", [])) if rec else []
+
+
+def apply_lexicon(text: str, entries: dict[str, str]) -> str:
+    """Respell words the engine mispronounces (whole words, case-insensitive)."""
+    for word in sorted(entries, key=len, reverse=True):
+        text = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", entries[word], text, flags=re.IGNORECASE)
+    return text
+
+
+def episode_lines(canon: Canon, episode: int = 1) -> list[tuple[Record, dict[str, Any]]]:
+    """(scene, line) pairs of an episode in order."""
+    scenes = sorted((r for r in canon.list("scene") if r.data.get("episode") == episode),
+                    key=lambda r: r.data.get("number", 0))
+    return [(sc, ln) for sc in scenes for ln in sc.data.get("lines", []) if ln.get("id")]
+
+
+def line_text(canon: Canon, line: dict[str, Any], language: str) -> str | None:
+    if language == PRIMARY_LANGUAGE:
+        return str(line.get("line", ""))
+    rec = _get(canon, translation_id(line["id"], language))
+    return str(rec.data.get("text")) if rec else None
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def next_voice_task(canon: Canon, ctx: DirectorContext) -> Task | None:
+    """Casting for each character, then a take per line; then translations and takes per dub."""
+    if ctx.voices is None:
+        return None
+    speakers = {ln.get("speaker") for _, ln in episode_lines(canon)}
+    for char in canon.list("character"):
+        if char.data.get("name") in speakers and not _get(canon, voice_id(char.id)):
+            return {"kind": "casting", "target_id": None, "subject": char.id}
+    for language in [PRIMARY_LANGUAGE, *dub_languages(canon)]:
+        for scene, line in episode_lines(canon):
+            if line.get("speaker") == "Narrator" and not _get(canon, "voice-narrator"):
+                continue
+            if language != PRIMARY_LANGUAGE and not _get(canon, translation_id(line["id"], language)):
+                return {"kind": "translation", "target_id": None, "scene_id": scene.id, "language": language}
+            if not _get(canon, take_id(line["id"], language)):
+                return {"kind": "take", "target_id": None, "subject": line["id"], "scene_id": scene.id,
+                        "language": language}
+    return None
+
+
+# ----------------------------------------------------------------------------- casting
+
+
+def _profile(data: dict[str, Any]) -> VoiceProfile:
+    fields = {k: data[k] for k in PROFILE_FIELDS if k in data}
+    try:
+        return VoiceProfile(**fields)
+    except TypeError as exc:
+        raise InputError(f"voice profile fields are wrong ({exc})") from exc
+
+
+def _profile_dict(profile: VoiceProfile) -> dict[str, Any]:
+    return dataclasses.asdict(profile)
+
+
+def default_language_profile(language: str) -> dict[str, Any]:
+    if language == "ja":
+        from tools.backends.voice_kokoro import KokoroVoiceSynth
+
+        if KokoroVoiceSynth.is_available():
+            return {"engine": "kokoro", "voice": "jf_alpha"}
+    return {"engine": "espeak", "voice": language}
+
+
+NOTE_ADJUST = (("deeper", "pitch_semitones", -3.0), ("lower", "pitch_semitones", -3.0),
+               ("higher", "pitch_semitones", 3.0), ("faster", "rate", 0.15), ("slower", "rate", -0.15),
+               ("louder", "energy", 0.2), ("softer", "energy", -0.2), ("quieter", "energy", -0.2))
+
+
+def propose_casting(ctx: DirectorContext, task: Task, *, proposal_id: str, notes: list[str],
+                    overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """A distinct voice for one character, with an audition take of a sample line."""
+    from tools.casting import propose_distinct_profiles
+
+    canon = ctx.canon
+    char = canon.get(task["subject"])
+    others = [_profile(r.data) for r in canon.list("voice") if r.id != voice_id(char.id)]
+    rejected = [_profile(p) for p in task.get("rejected_profiles", [])]
+    profile = propose_distinct_profiles([char.data], others + rejected)[0]
+    wanted = [(field, delta) for word, field, delta in NOTE_ADJUST if notes and word in notes[-1].lower()]
+    if wanted and rejected:  # "deeper", "faster"...: adjust the voice the director just heard
+        profile = rejected[-1]
+        for field, delta in wanted:
+            profile = dataclasses.replace(profile, **{field: round(getattr(profile, field) + delta, 2)})
+    if overrides:
+        profile = _profile({**_profile_dict(profile), **{k: v for k, v in overrides.items() if k in PROFILE_FIELDS}})
+    lines = [ln for _, ln in episode_lines(canon) if ln.get("speaker") == char.data.get("name")]
+    sample = str(lines[0]["line"]) if lines else f"Hi, I'm {char.data.get('name')}. Nice to meet you."
+    out = ctx.project_root / "assets" / "drafts" / "casting" / char.id / proposal_id / "audition.wav"
+    info = synthesize(ctx, profile, sample, "neutral", PRIMARY_LANGUAGE, out)
+    langs = {lang: default_language_profile(lang) for lang in dub_languages(canon)}
+    return {"subject": char.id, "subject_name": char.data.get("name"), **_profile_dict(profile),
+            "languages": langs, "sample_line": sample,
+            "candidates": [{"path": _rel(ctx, info.path), "duration_s": round(info.duration_s, 2),
+                            "peak_dbfs": round(info.peak_dbfs, 1), "loudness_lufs": _lufs(info)}]}
+
+
+def _lufs(info: Any) -> float | None:
+    value = float(info.loudness_lufs)
+    return round(value, 1) if value > -200 else None
+
+
+def _rel(ctx: DirectorContext, path: Path) -> str:
+    return str(Path(path).resolve().relative_to(ctx.project_root.resolve()))
+
+
+def synthesize(ctx: DirectorContext, profile: VoiceProfile, text: str, emotion: str, language: str,
+               out: Path, seed: int = 0) -> Any:
+    """Speak `text` with `profile` (after the lexicon) into a 48 kHz mono project WAV."""
+    from tools.audio import to_project_wav
+
+    entries, _ = lexicon(ctx.canon)
+    spoken = apply_lexicon(text, entries)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    raw = out.with_suffix(".raw.wav")
+    synth = ctx.voices.synth_for(profile)
+    synth.synthesize(SpeechRequest(text=spoken, language=language, profile=profile, emotion=emotion, seed=seed), raw)
+    info = to_project_wav(raw, out)
+    raw.unlink(missing_ok=True)
+    return info
+
+
+# ----------------------------------------------------------------------------- takes
+
+
+def _voice_for(canon: Canon, speaker: str, language: str) -> tuple[VoiceProfile, Record | None]:
+    char = canon.find_by_name("character", speaker) if speaker != "Narrator" else None
+    rec = _get(canon, voice_id(char.id)) if char else _get(canon, "voice-narrator")
+    base = _profile(rec.data) if rec else VoiceProfile()
+    if language != PRIMARY_LANGUAGE:
+        lang = (rec.data.get("languages", {}) if rec else {}).get(language) or default_language_profile(language)
+        base = dataclasses.replace(base, **{k: v for k, v in lang.items() if k in PROFILE_FIELDS})
+    return base, rec
+
+
+def take_made_from(canon: Canon, line_id: str, language: str, speaker: str) -> dict[str, Any]:
+    scene_id = line_id.rsplit("-l", 1)[0]
+    scene = canon.get(scene_id)
+    line = next((ln for ln in scene.data.get("lines", []) if ln.get("id") == line_id), None)
+    if line is None:
+        raise RecordNotFoundError(f"line {line_id} is no longer in {scene_id}")
+    _, voice = _voice_for(canon, speaker, language)
+    _, lex_rev = lexicon(canon)
+    text = line_text(canon, line, language)
+    return {"text": text, "speaker": line.get("speaker"), "emotion": line.get("emotion"),
+            "voice": [voice.id, voice.rev] if voice else None, "lexicon": lex_rev}
+
+
+def propose_take(ctx: DirectorContext, task: Task, *, proposal_id: str, attempt: int,
+                 overrides: dict[str, Any] | None) -> dict[str, Any]:
+    canon = ctx.canon
+    line_id, language = task["subject"], task.get("language", PRIMARY_LANGUAGE)
+    scene = canon.get(task.get("scene_id") or line_id.rsplit("-l", 1)[0])
+    line = next(ln for ln in scene.data.get("lines", []) if ln.get("id") == line_id)
+    profile, voice = _voice_for(canon, str(line.get("speaker")), language)
+    text = line_text(canon, line, language) or ""
+    overrides = dict(overrides or {})
+    if overrides:
+        profile = _profile({**_profile_dict(profile), **{k: v for k, v in overrides.items() if k in PROFILE_FIELDS}})
+    spoken = str(overrides.get("text") or text)
+    out = ctx.project_root / "assets" / "drafts" / "take" / line_id / language / proposal_id / "take.wav"
+    info = synthesize(ctx, profile, spoken, str(line.get("emotion", "neutral")), language, out, seed=attempt)
+    return {"subject": line_id, "language": language, "speaker": line.get("speaker"), "text": text,
+            "spoken_text": spoken, "emotion": line.get("emotion"), "rate": profile.rate,
+            "pitch_semitones": profile.pitch_semitones, "engine": profile.engine, "voice": profile.voice,
+            "candidates": [{"path": _rel(ctx, info.path), "duration_s": round(info.duration_s, 2),
+                            "peak_dbfs": round(info.peak_dbfs, 1), "loudness_lufs": _lufs(info)}],
+            "made_from": take_made_from(canon, line_id, language, str(line.get("speaker")))}
+
+
+def accept_audio(ctx: DirectorContext, kind: str, data: dict[str, Any], *, upload: str | None, actor: str,
+                 note: str) -> list[Record]:
+    """Commit a casting (voice profile) or a take (versioned WAV copy) to canon."""
+    canon = ctx.canon
+    if kind == "casting":
+        profile = {k: data[k] for k in PROFILE_FIELDS if k in data}
+        record = {**profile, "character": data["subject"], "name": data.get("subject_name"),
+                  "languages": data.get("languages", {}), "audition": data["candidates"][0]["path"]}
+        return [canon.upsert("voice", record, actor=actor, record_id=voice_id(data["subject"]), note=note)]
+    from tools.audio import take_info
+
+    chosen = upload or data["candidates"][0]["path"]
+    src = ctx.project_root / chosen
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:10]
+    record_id = take_id(data["subject"], data["language"])
+    prev = _get(canon, record_id)
+    dest = (ctx.project_root / "assets" / "audio" / data["subject"] / data["language"]
+            / f"v{(prev.rev + 1) if prev else 1}-{digest}.wav")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():  # versioned and content-addressed: an accepted take is never overwritten
+        tmp = dest.with_suffix(".tmp")
+        shutil.copyfile(src, tmp)
+        tmp.replace(dest)
+    info = take_info(dest)
+    made = data.get("made_from") if not upload else take_made_from(
+        canon, data["subject"], data["language"], str(data.get("speaker")))
+    record = {"line_id": data["subject"], "language": data["language"], "speaker": data.get("speaker"),
+              "path": str(dest.relative_to(ctx.project_root)), "duration_s": round(info.duration_s, 3),
+              "peak_dbfs": round(info.peak_dbfs, 2), "loudness_lufs": _lufs(info),
+              "source": "upload" if upload else "generated", "made_from": made}
+    return [canon.upsert("take", record, actor=actor, record_id=record_id, note=note)]
+
+
+def take_status(canon: Canon, take: Record) -> tuple[str, list[str]]:
+    try:
+        now = take_made_from(canon, take.data["line_id"], take.data["language"], str(take.data.get("speaker")))
+    except RecordNotFoundError as exc:
+        return "stale", [str(exc)]
+    then = take.data.get("made_from") or {}
+    reasons = [f"{k} changed since the take ({then.get(k)!r} → {now.get(k)!r})"
+               for k in ("text", "speaker", "voice", "lexicon") if now.get(k) != then.get(k)]
+    return ("stale" if reasons else "accepted"), reasons
+
+
+# ----------------------------------------------------------------------------- dubbing
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+def translation_model(n_lines: int) -> type[BaseModel]:
+    return create_model("TranslationProposal", __base__=_Model,
+                        lines=(list[str], Field(min_length=n_lines, max_length=n_lines)))
+
+
+def translation_messages(canon: Canon, scene: Record, language: str) -> list[dict[str, str]]:
+    terms = [t for t in glossary(canon) if t.get(language)]
+    names = [str(r.data.get("name")) for r in canon.list("character")]
+    lines = "\n".join(f"{i}. {ln.get('speaker')} ({ln.get('emotion')}): {ln.get('line')}"
+                      for i, ln in enumerate(scene.data.get("lines", []), 1))
+    rules = [f"Translate each dialogue line into {LANGUAGE_NAMES.get(language, language)}, same order, "
+             "one string per line, spoken and natural, about as long to say as the original."]
+    if terms:
+        rules.append("Glossary (always use these): " + "; ".join(f"{t['term']} → {t[language]}" for t in terms))
+    rules.append("Keep character names as in the glossary, else unchanged: " + ", ".join(names))
+    return [{"role": "system", "content": "You translate anime dialogue for dubbing. Answer with JSON only."},
+            {"role": "user", "content": "\n".join(rules) + f"\n\nScene '{scene.data.get('title')}':\n{lines}"}]
+
+
+def glossary_problems(source: list[str], translated: list[str], language: str, canon: Canon) -> list[str]:
+    problems = []
+    terms = {t["term"]: t[language] for t in glossary(canon) if t.get(language)}
+    for name in (str(r.data.get("name")) for r in canon.list("character")):
+        terms.setdefault(name, name)
+    for i, (src, dst) in enumerate(zip(source, translated), 1):
+        for term, target in terms.items():
+            if re.search(rf"(?<!\w){re.escape(term)}(?!\w)", src, re.IGNORECASE) and target not in dst:
+                problems.append(f"line {i}: {term!r} must be translated as {target!r} (glossary)")
+    return problems
+
+
+def spoken_seconds(text: str, language: str) -> float:
+    return len(re.sub(r"\s+", "", text)) / CHARS_PER_SECOND.get(language, 14.0)
+
+
+def length_warnings(source: list[str], translated: list[str], language: str) -> list[str]:
+    warnings = []
+    for i, (src, dst) in enumerate(zip(source, translated), 1):
+        a, b = spoken_seconds(src, PRIMARY_LANGUAGE), spoken_seconds(dst, language)
+        if a > 0 and b / a > TOO_LONG:
+            warnings.append(f"line {i} is much longer to say than the original (≈{b:.1f} s vs {a:.1f} s); "
+                            "shorten it so it fits the shot")
+    return warnings
+
+
+def write_translation(canon: Canon, data: dict[str, Any], *, actor: str, note: str) -> list[Record]:
+    scene = canon.get(data["scene_id"])
+    records = []
+    for line, text in zip(scene.data.get("lines", []), data["lines"]):
+        records.append(canon.upsert("line", {"line_id": line["id"], "scene_id": scene.id,
+                                             "language": data["language"], "text": text,
+                                             "speaker": line.get("speaker"), "emotion": line.get("emotion"),
+                                             "source_text": line.get("line")},
+                                    actor=actor, record_id=translation_id(line["id"], data["language"]),
+                                    note=note))
+    return records
+
+
+class VoiceBackends:
+    """One synth per engine for the session (Piper loads once), from the project's settings."""
+
+    def __init__(self, openai_settings: dict[str, Any] | None = None) -> None:
+        self.openai_settings = dict(openai_settings or {})
+        self.cache: dict[Any, Any] = {}
+
+    def synth_for(self, profile: VoiceProfile) -> Any:
+        from tools.casting import voice_synth_for
+
+        return voice_synth_for(profile, openai_settings=self.openai_settings, cache=self.cache)
