@@ -6,7 +6,7 @@ Prints progress, then as its LAST line one JSON object:
   floor_ratio      render wall / raw-encode floor wall (1,440 precomputed rgb24 frames piped to the
                    same x264 settings; frames cycle through a 144-frame pool of real push-in frames)
   vs_moviepy       idiomatic moviepy wall / render wall (null with --skip-moviepy)
-  peak_rss_mb      peak memory of the render child including its ffmpeg processes
+  peak_rss_mb      peak summed RSS of the render child and its ffmpeg processes
   recut_ratio      re-render wall after changing one shot's caption / full render wall
 plus extras (walls, the stricter floor fed I420 frames, load averages, linearity with --linearity).
 Every render runs in a child process so memory and CPU are measured for it alone.
@@ -258,7 +258,9 @@ def main() -> None:
         "realtime_factor": round(full["duration"] / full_wall, 3),
         "floor_ratio": round(full_wall / floor_rgb, 3),
         "vs_moviepy": round(moviepy_wall / full_wall, 2) if moviepy_wall else None,
-        "peak_rss_mb": round(max(kids, tree_peak), 1),
+        # summed RSS of the render's process tree, polled every 0.2 s; getrusage's ru_maxrss for children
+        # also counts the parent's pages that a fork copies before exec, so it is reported only as an extra
+        "peak_rss_mb": round(tree_peak, 1),
         "recut_ratio": round(recut_wall / full_wall, 3),
         "floor_ratio_i420_input": round(full_wall / floor_yuv, 3),
         "render_wall_s": round(full_wall, 2), "render_wall_in_process_s": round(full["wall"], 2),
