@@ -187,3 +187,44 @@ def test_accept_shot_plan_pick_panel_candidate_see_it_in_storyboard(browser, tmp
     panel = canon.get("panel-scene-ep1-1-s1")
     assert panel.actor == "human" and panel.data["source"] == "generated"
     assert panel.data["seed"] == _seed("scene-ep1-1-s1", 1, 1)   # candidate #2 (index 1) was picked
+
+
+def test_play_a_take_on_the_review_card_and_accept_it(browser, tmp_path):
+    from agent.context import Targets
+    from agent.voices import VoiceBackends
+    from memory.canon import Canon
+    from memory.project import create_project
+    from tests.fakes import ScriptedChatModel
+    from tools.backends.animatic import AnimaticPainter
+    from ui.session import DirectorSession
+
+    project = create_project(tmp_path, "Fox Rain")
+    with DirectorSession(project, ScriptedChatModel(), painter=AnimaticPainter(), voices=VoiceBackends(),
+                         targets=Targets()) as s:
+        s.start()
+        view = s.send("A shrine maiden hears rain spirits.")
+        while view.pending["kind"] != "take":
+            view = s.decide({"type": "accept"})
+    port = free_port()
+    with FakeOpenAIServer() as llm:
+        proc = start_studio(tmp_path, port, llm.url, "fox-rain")
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1200})
+            page.set_default_timeout(30_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator("#card").get_by_text("Line take").wait_for()
+            audio = page.locator("#take-audio audio").first
+            audio.wait_for(state="attached")
+            assert audio.get_attribute("src")
+            page.wait_for_function(
+                "() => { const a = document.querySelector('#take-audio audio'); "
+                "return a && a.readyState >= 1 && isFinite(a.duration) && a.duration > 0.3; }")
+            duration = page.evaluate("document.querySelector('#take-audio audio').duration")
+            page.evaluate("document.querySelector('#take-audio audio').play().catch(() => null)")
+            page.click("#accept")
+            page.locator("#chat").get_by_text("Accepted: take-scene-ep1-1-l1-en").wait_for()
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    take = Canon(project.canon_path).get("take-scene-ep1-1-l1-en")
+    assert take.actor == "human" and abs(take.data["duration_s"] - duration) < 0.1

@@ -86,6 +86,15 @@ def _model_badge(studio: Studio) -> str:
     return text
 
 
+def _player(path: Path) -> str:
+    """A plain <audio> player for a project WAV (served from the studio's allowed paths)."""
+    from urllib.parse import quote
+
+    src = "/gradio_api/file=" + quote(str(Path(path).resolve()))
+    return (f'<div class="take-player"><b>Listen</b><br><audio controls preload="auto" src="{src}" '
+            f'style="width:100%"></audio><br><a href="{src}" download>download WAV</a></div>')
+
+
 def _cell(value: Any) -> Any:
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
 
@@ -132,13 +141,14 @@ def build_app(studio: Studio) -> Any:
                                         allow_preview=False, visible=False, object_fit="contain",
                                         elem_id="candidates")
                 pick_radio = gr.Radio(label="Pick", choices=[], visible=False, elem_id="pick")
+                take_audio = gr.HTML(visible=False, elem_id="take-audio")
                 with gr.Row():
                     accept = gr.Button("Accept", variant="primary", elem_id="accept")
                     edit = gr.Button("Edit", elem_id="edit")
                     redo = gr.Button("Redo", elem_id="redo")
                     retry = gr.Button("Retry", elem_id="retry")
-                upload = gr.UploadButton("Upload your own image", file_types=["image"], visible=False,
-                                         elem_id="upload")
+                upload = gr.UploadButton("Upload your own image or recording", file_types=["image", "audio"],
+                                         visible=False, elem_id="upload")
                 note = gr.Textbox(label="Note for the agent (used when rejecting)", lines=2, elem_id="note")
                 reject = gr.Button("Reject with note", variant="stop", elem_id="reject")
                 editing = gr.State(0)
@@ -153,6 +163,15 @@ def build_app(studio: Studio) -> Any:
                     board_ids = gr.State([])
                     export = gr.Button("Export contact sheet (PNG + PDF)", elem_id="export-sheet")
                     sheet_files = gr.File(label="Contact sheet", file_count="multiple", elem_id="sheet-files")
+                with gr.Tab("Voices"):
+                    voices_md = gr.Markdown(elem_id="voices")
+                    takes_table = gr.Dataframe(headers=["line", "lang", "speaker", "text", "take", "status"],
+                                               interactive=False, elem_id="takes")
+                    with gr.Row():
+                        g_term = gr.Textbox(label="Glossary term", placeholder="Aiko", elem_id="g-term")
+                        g_lang = gr.Textbox(label="Language", placeholder="Japanese", elem_id="g-lang")
+                        g_target = gr.Textbox(label="Translation", placeholder="愛子", elem_id="g-target")
+                    g_add = gr.Button("Add to glossary", elem_id="g-add")
                 with gr.Tab("History & undo"):
                     record_dd = gr.Dropdown(label="Record", choices=[], elem_id="record-dd")
                     rev_num = gr.Number(label="Revert to revision (0 deletes)", precision=0, elem_id="rev-num")
@@ -163,7 +182,8 @@ def build_app(studio: Studio) -> Any:
                                           interactive=False, elem_id="ledger")
 
         outputs = [header, badge, chat, card, candidates, bible, outline, board, board_ids, record_dd, ledger,
-                   accept, edit, redo, reject, retry, upload, status, project_dd, pick_radio]
+                   accept, edit, redo, reject, retry, upload, status, project_dd, pick_radio, take_audio,
+                   voices_md, takes_table]
 
         def snapshot(message: str = "") -> dict[Any, Any]:
             s = studio.session
@@ -176,7 +196,8 @@ def build_app(studio: Studio) -> Any:
                         redo: gr.update(interactive=False), reject: gr.update(interactive=False),
                         retry: gr.update(interactive=False), upload: gr.update(visible=False),
                         status: message, project_dd: gr.update(choices=studio.projects()),
-                        pick_radio: gr.update(choices=[], value=None, visible=False)}
+                        pick_radio: gr.update(choices=[], value=None, visible=False),
+                        take_audio: gr.update(visible=False, value=None), voices_md: "", takes_table: []}
             view = s.view()
             pending = view.pending or {}
             records = s.records()
@@ -197,6 +218,15 @@ def build_app(studio: Studio) -> Any:
                     if sh["image"] is not None:
                         shots.append((str(sh["image"]), caption))
                         ids.append(sh["shot"].id)
+            audio_kind = pending.get("kind") in ("casting", "take")
+            audio_cands = (pending.get("data") or {}).get("candidates", []) if audio_kind else []
+            vo = s.voices()
+            cast_md = "### Cast\n" + ("\n".join(
+                f"- **{r.data.get('name')}**: {r.data.get('engine')} · rate {r.data.get('rate')} · pitch "
+                f"{r.data.get('pitch_semitones'):+} st" + (" · robotic" if r.data.get("engine") == "espeak" else "")
+                for r in vo["cast"]) or "_no voices cast yet_")
+            take_rows = [[t["line_id"], t["language"], t["speaker"], (t["text"] or "")[:50],
+                          (t["take"].data.get("source", "") if t["take"] else ""), t["status"]] for t in vo["takes"]]
             if view.stalled:
                 message = (message + "\n\n" if message else "") + "⚠ The last step stopped half-way. Press Retry."
             return {header: f"## Storyreel · {s.project.name}", badge: _model_badge(studio), chat: view.messages,
@@ -208,10 +238,14 @@ def build_app(studio: Studio) -> Any:
                     edit: gr.update(interactive=deciding and not visual and bool(pending.get("data"))),
                     redo: gr.update(interactive=deciding), reject: gr.update(interactive=deciding),
                     retry: gr.update(interactive=view.stalled or deciding),
-                    upload: gr.update(visible=deciding and visual), status: message,
+                    upload: gr.update(visible=deciding and (visual or pending.get("kind") == "take")),
+                    status: message,
                     project_dd: gr.update(choices=studio.projects(), value=s.project.root.name),
                     pick_radio: gr.update(choices=[label for _, label in gallery], visible=bool(gallery),
-                                          value=gallery[0][1] if gallery else None)}
+                                          value=gallery[0][1] if gallery else None),
+                    take_audio: gr.update(visible=bool(audio_cands),
+                                          value=_player(s.image_path(audio_cands[0]["path"])) if audio_cands else ""),
+                    voices_md: cast_md, takes_table: take_rows}
 
         def guarded(fn: Any) -> Any:
             def run(*args: Any) -> dict[Any, Any]:
@@ -235,8 +269,13 @@ def build_app(studio: Studio) -> Any:
                     pending.get("kind") in ("reference", "background", "panel", "input"):
                 return
             data = pending["data"]
+            adjust_only = {"casting": ("engine", "voice", "rate", "pitch_semitones", "energy", "noise",
+                                       "instructions"),
+                           "take": ("rate", "pitch_semitones", "spoken_text")}.get(pending.get("kind"))
+            if adjust_only:
+                data = {k: data.get(k, "") for k in adjust_only}
             with gr.Group(elem_id="edit-form"):
-                gr.Markdown("#### Edit the proposal, then accept")
+                gr.Markdown("#### Adjust, then listen again" if adjust_only else "#### Edit the proposal, then accept")
                 comps, keys = [], []
                 for key, value in data.items():
                     label = key.replace("_", " ")
@@ -254,7 +293,8 @@ def build_app(studio: Studio) -> Any:
                         comps.append(gr.Textbox(value=str(value), label=label, interactive=True,
                                                 lines=3 if len(str(value)) > 60 else 1))
                     keys.append(key)
-                save = gr.Button("Save edit and accept", variant="primary", elem_id="save-edit")
+                save = gr.Button("Re-audition with these settings" if adjust_only else "Save edit and accept",
+                                 variant="primary", elem_id="save-edit")
 
                 def edited_data(values: tuple[Any, ...]) -> dict[str, Any]:
                     edited: dict[str, Any] = {}
@@ -319,6 +359,9 @@ def build_app(studio: Studio) -> Any:
                 return None
 
         export.click(do_export, None, [sheet_files])
+
+        g_add.click(guarded(lambda t, lang, tgt: need_session().set_glossary(t, lang, tgt)),
+                    [g_term, g_lang, g_target], outputs)
 
         def do_reject(text: str) -> dict[Any, Any]:
             return {**guarded(lambda: need_session().decide({"type": "reject", "note": text}))(), note: ""}

@@ -86,6 +86,30 @@ def card_markdown(request: dict[str, Any] | None) -> str:
                      "**Reject with note**, **Redo**, or upload your own.")
         if d.get("animatic"):
             parts.append("*Animatic sketch (offline storyboard renderer), not final art.*")
+    elif request.get("data") and request.get("kind") == "casting":
+        d = request["data"]
+        parts.append(f"**{_esc(d.get('subject_name'))}** — engine `{_esc(d.get('engine'))}` · voice "
+                     f"`{_esc(d.get('voice'))}` · rate {d.get('rate')} · pitch {d.get('pitch_semitones'):+} st · "
+                     f"energy {d.get('energy')}\n\nAudition line: “{_esc(d.get('sample_line'))}”. Listen below; "
+                     "**Edit** to adjust and re-audition, **Accept** to cast it.")
+        if d.get("languages"):
+            parts.append("Per language: " + ", ".join(f"{k}: {v.get('engine')}/{v.get('voice')}"
+                                                      for k, v in d["languages"].items()))
+    elif request.get("data") and request.get("kind") == "take":
+        d = request["data"]
+        c = (d.get("candidates") or [{}])[0]
+        parts.append(f"**{_esc(d.get('speaker'))}** *({_esc(d.get('emotion'))}, {_esc(d.get('language'))})*: "
+                     f"“{_esc(d.get('text'))}”\n\n{c.get('duration_s')} s · peak {c.get('peak_dbfs')} dBFS · "
+                     f"{c.get('loudness_lufs')} LUFS · {_esc(d.get('engine'))} rate {d.get('rate')} pitch "
+                     f"{d.get('pitch_semitones'):+} st\n\n**Edit** to adjust rate, pitch or the spoken text "
+                     "(emphasis, respelling); **Redo** for a fresh take; or upload your own recording.")
+        if d.get("engine") == "espeak":
+            parts.append("*espeak-ng is a robotic last-resort voice.*")
+    elif request.get("data") and request.get("kind") == "translation":
+        d = request["data"]
+        rows = "\n".join(f"{i}. {_esc(src)}\n    → **{_esc(dst)}**"
+                         for i, (src, dst) in enumerate(zip(d.get("source", []), d.get("lines", [])), 1))
+        parts.append(f"Scene `{_esc(d.get('scene_id'))}` into **{_esc(d.get('language'))}**\n\n{rows}")
     elif request.get("data"):
         parts.append(data_markdown(request["kind"], request["data"]))
     for w in request.get("warnings") or []:
