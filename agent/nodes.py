@@ -19,7 +19,7 @@ from agent import prompts
 from agent.context import DirectorContext
 from agent.llm import generate_structured
 from agent.review import ReviewRequest, ask
-from agent import storyboard, voices
+from agent import cut, storyboard, voices
 from agent.schemas import (
     PROPOSAL_MODELS, PROPOSAL_TITLES, beats_problems, proposal_model, scene_problems, shots_problems,
     validate_proposal,
@@ -71,6 +71,8 @@ def plan_next(state: DirectorState, runtime: Runtime[DirectorContext]
             task = storyboard.next_storyboard_task(runtime.context.canon, runtime.context)
         if task is None:
             task = voices.next_voice_task(runtime.context.canon, runtime.context)
+        if task is None:
+            task = cut.next_cut_task(runtime.context.canon, runtime.context)
     base = {"stash": stash, "notes": [], "rejected": [], "pending": None, "review_error": None}
     if task is None:
         return Command(goto="wait_input", update={**base, "task": None})
@@ -236,6 +238,15 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
         return _propose_audio(state, ctx, task, pending)
     if kind == "translation":
         return _propose_translation(state, ctx, task, pending)
+    if kind == "motion":
+        try:
+            data = cut.propose_motion(ctx.canon, task["scene_id"], list(state.get("notes") or []))
+            data["preview"] = cut.render_preview(ctx, task["scene_id"], data, pending["proposal_id"])
+            pending["data"] = validate_proposal("motion", data)
+        except StoryreelError as exc:
+            pending["failure"] = str(exc)
+        return _finish_proposal(state, ctx, task, pending, f"{task['scene_id']}, "
+                                f"{len((pending['data'] or {}).get('shots', []))} shots with a preview")
     try:
         ids, texts = _retrieve(ctx, task, state.get("premise", ""))
         pending["retrieved"] = ids
@@ -513,6 +524,8 @@ def _record_id_for(kind: str, data: dict[str, Any]) -> str | None:
         return f"scene-ep{data['episode']}-{data['number']}"
     if kind in ("outline", "series", "style"):
         return kind
+    if kind == "motion":
+        return cut.motion_id(data["scene_id"])
     return None
 
 

@@ -266,3 +266,25 @@ class TakeAdjust(_Proposal):
 
 PROPOSAL_MODELS.update({"translation": TranslationProposal, "casting": CastingCard, "take": TakeAdjust})
 PROPOSAL_TITLES.update({"translation": "Translation", "casting": "Casting", "take": "Line take"})
+
+
+class MotionShot(_Proposal):
+    shot_id: str = Field(min_length=1, max_length=80)
+    camera_move: Literal["static", "push-in", "pull-out", "pan", "tilt", "shake"] = "static"
+    ease: Literal["in_out", "linear", "in", "out"] = "in_out"
+    grade: Literal["none", "warm", "cool", "desaturated", "night"] = "none"
+    vignette: bool = False
+    flicker: bool = False
+    flash: bool = False
+    transition: Literal["cut", "crossfade", "dip", "slide", "whip"] = "cut"
+    pad_s: float = Field(default=0.3, ge=0.0, le=3.0)
+
+
+class MotionProposal(_Proposal):
+    scene_id: str = Field(min_length=1, max_length=80)
+    shots: list[MotionShot] = Field(min_length=1, max_length=12)
+    preview: str = ""
+
+
+PROPOSAL_MODELS["motion"] = MotionProposal
+PROPOSAL_TITLES["motion"] = "Motion"

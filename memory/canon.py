@@ -23,7 +23,7 @@ from memory.errors import InputError, ProjectError, RecordNotFoundError
 
 KINDS = (
     "series", "style", "character", "location", "prop", "outline", "episode", "beats", "scene",
-    "shot", "line", "glossary", "panel", "take", "voice",
+    "shot", "line", "glossary", "panel", "take", "voice", "motion",
 )
 CANON_SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 200
