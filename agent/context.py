@@ -22,6 +22,7 @@ class Targets:
     props: int = 1
     episodes: int = 5
     scenes: int = 3
+    shots: int | None = None     # shots per scene plan (headless `make --shots N`); None: as planned
 
 
 @dataclass

@@ -7,6 +7,7 @@ Graph: plan_next -> propose -> review -> (commit -> plan_next | propose | respon
 from __future__ import annotations
 
 import difflib
+import html
 import re
 import uuid
 from typing import Any, Literal
@@ -191,6 +192,17 @@ def _shape_fix(kind: str, data: dict[str, Any], cast: list[str], places: list[st
                 data["characters"].append(line["speaker"])
     if kind == "shots":
         n_lines = int(data.pop("_n_lines", 0))
+        want = int(data.pop("_want_shots", 0) or 0)
+        if want and len(data["shots"]) != want:
+            fixed.append(f"{len(data['shots'])} shots -> {want} (as asked)")
+            framings = ["wide", "medium", "close-up", "extreme close-up", "establishing"]
+            while len(data["shots"]) < want:
+                extra = {**data["shots"][-1], "lines": [], "characters": list(data["shots"][-1]["characters"])}
+                extra["framing"] = framings[len(data["shots"]) % len(framings)]
+                data["shots"].append(extra)
+            dropped = [n for sh in data["shots"][want:] for n in sh["lines"]]
+            data["shots"] = data["shots"][:want]
+            data["shots"][-1]["lines"] = sorted({*data["shots"][-1]["lines"], *dropped})
         covered: set[int] = set()
         for shot in data["shots"]:
             for ch in shot["characters"]:
@@ -211,6 +223,11 @@ def _shape_fix(kind: str, data: dict[str, Any], cast: list[str], places: list[st
             target["lines"] = sorted([*target["lines"], n])
         if missing:
             fixed.append(f"dialogue lines {missing} assigned to shots")
+    if kind == "outline":
+        for i, ep in enumerate(data["episodes"], 1):
+            if ep["number"] != i:
+                fixed.append(f"episode {ep['number']} renumbered {i}")
+                ep["number"] = i
     if kind == "beats" and beats_problems(data):
         beats = data["beats"]
         beats[0]["kind"], beats[-1]["kind"] = "hook", "cliffhanger"
@@ -257,7 +274,7 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
             notes=list(state.get("notes") or []), rejected=list(state.get("rejected") or []),
             current=current, existing_names=existing.get(kind, []) if current is None else [],
             episodes=ctx.targets.episodes)
-        model = proposal_model(kind, cast=cast, places=places)
+        model = proposal_model(kind, cast=cast, places=places, episodes=ctx.targets.episodes)
         check = None
         scene_data = ctx.canon.get(task["scene_id"]).data if kind == "shots" else {}
         if kind == "shots":
@@ -284,6 +301,8 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
             data["episode"], data["number"] = task.get("episode", 1), task.get("number", 1)
         if kind == "shots":
             data["scene_id"], data["_n_lines"] = task["scene_id"], len(scene_data.get("lines", []))
+            data["_want_shots"] = ctx.targets.shots
+        data = _unescape(data)
         pending["warnings"] = [f"auto-fixed: {f}" for f in _shape_fix(kind, data, cast, places)]
         pending["data"] = validate_proposal(kind, data)
     except StoryreelError as exc:
@@ -401,6 +420,17 @@ def _propose_translation(state: DirectorState, ctx: DirectorContext, task: Task,
     except StoryreelError as exc:
         pending["failure"] = str(exc)
     return _finish_proposal(state, ctx, task, pending, f"{scene.id} in {language}")
+
+
+def _unescape(value: Any) -> Any:
+    """Small models sometimes write HTML entities (&#39;); the bible wants the characters."""
+    if isinstance(value, str):
+        return html.unescape(value)
+    if isinstance(value, list):
+        return [_unescape(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _unescape(v) for k, v in value.items()}
+    return value
 
 
 def _parse_lenient(model: Any, exc: LLMOutputError) -> dict[str, Any] | None:

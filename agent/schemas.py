@@ -116,10 +116,14 @@ PROPOSAL_TITLES = {
 }
 
 
-def proposal_model(kind: str, *, cast: list[str] | None = None, places: list[str] | None = None
-                   ) -> type[_Proposal]:
-    """The schema to generate `kind` with; scenes are narrowed to the accepted cast and places."""
+def proposal_model(kind: str, *, cast: list[str] | None = None, places: list[str] | None = None,
+                   episodes: int | None = None) -> type[_Proposal]:
+    """The schema to generate `kind` with; scenes are narrowed to the accepted cast and places,
+    an outline to the planned number of episodes."""
     base = PROPOSAL_MODELS[kind]
+    if kind == "outline" and episodes:
+        return create_model("OutlineProposal", __base__=OutlineProposal,
+                            episodes=(list[EpisodeLogline], Field(min_length=1, max_length=episodes)))
     if kind == "shots" and cast and places:
         cast_t = Literal[tuple(dict.fromkeys(cast))]  # type: ignore[valid-type]
         place_t = Literal[tuple(dict.fromkeys(places))]  # type: ignore[valid-type]

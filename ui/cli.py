@@ -33,6 +33,19 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("project", help="project name or folder")
     _llm_args(chat)
 
+    make = sub.add_parser("make", help="headless: premise to finished episode, accepting every proposal",
+                          description="Runs the whole pipeline (bible, beats, one episode, panels, takes, "
+                                      "motion, cut) on the configured or embedded backends. Every automatic "
+                                      "acceptance is logged in the ledger with actor 'auto'.")
+    make.add_argument("premise", help="the series premise")
+    make.add_argument("--project", type=Path, required=True, help="project folder (created if new)")
+    make.add_argument("--auto-accept", action="store_true",
+                      help="required: accept every proposal automatically (logged as actor 'auto')")
+    make.add_argument("--shots", type=int, default=4, help="shots in the episode (default 4)")
+    make.add_argument("--language", default="en", help="caption/voice language of the cut (default en)")
+    make.add_argument("--music", type=Path, default=None, help="a music bed (any audio file); default none")
+    _llm_args(make)
+
     reindex = sub.add_parser("reindex", help="rebuild the story bible index (chroma) from canon")
     reindex.add_argument("project", help="project name or folder")
     return p
@@ -50,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         settings = build_settings(args)
+        if args.command == "make":
+            return cmd_make(settings, args)
         return {"new": cmd_new, "studio": cmd_studio, "chat": cmd_chat,
                 "reindex": cmd_reindex}[args.command](settings)
     except StoryreelError as exc:
@@ -66,6 +81,17 @@ def cmd_new(settings: Settings) -> int:
     print(f"Created {project.name!r} in {project.root}")
     print(f"Open it with: storyreel studio {project.root}")
     return 0
+
+
+def cmd_make(settings: Settings, args: argparse.Namespace) -> int:
+    from memory.errors import InputError
+    from ui.headless import run_make
+
+    if not args.auto_accept:
+        raise InputError("make runs without you: pass --auto-accept (every acceptance is logged as actor "
+                         "'auto'); to decide yourself, use `storyreel studio` or `storyreel chat`")
+    return run_make(settings, args.premise, args.project, shots=args.shots, language=args.language,
+                    music=args.music)
 
 
 def cmd_reindex(settings: Settings) -> int:

@@ -62,7 +62,7 @@ class Settings:
 def build_settings(args: argparse.Namespace) -> Settings:
     return Settings(
         projects_dir=(args.projects_dir or default_projects_dir()).expanduser(),
-        project_name=getattr(args, "project", None) or getattr(args, "name", None),
+        project_name=(None if args.command == "make" else getattr(args, "project", None)) or getattr(args, "name", None),
         host=getattr(args, "host", "127.0.0.1"),
         port=getattr(args, "port", 7860),
         llm_url=getattr(args, "llm_url", None),
