@@ -30,6 +30,9 @@ from memory.bible import record_text
 from memory.canon import Canon, Record
 from memory.errors import LLMOutputError, RecordNotFoundError, StoryreelError
 
+# What the story bible index (chroma) holds: prose about the series, not image or audio files.
+BIBLE_KINDS = ("series", "style", "character", "location", "prop", "outline", "episode", "beats", "scene",
+               "shot", "voice", "glossary", "line")
 EDITABLE_KINDS = ("character", "location", "prop", "style", "series", "outline", "beats", "scene")
 QUESTION_START = re.compile(
     r"^\s*(what|who|where|when|why|how|which|does|do|is|are|can|could|tell me|describe|list|show)\b",
@@ -645,7 +648,7 @@ def respond(state: DirectorState, runtime: Runtime[DirectorContext]
     pending = state.get("pending")
     back = "review" if pending else "wait_input"
     if text.endswith("?") or QUESTION_START.match(text):
-        hits = ctx.bible.search(text, k=4)
+        hits = ctx.bible.search(text, kinds=[k for k in BIBLE_KINDS if k not in ("shot", "line")], k=4)
         texts = [h.text for h in hits]
         try:
             answer = ctx.llm.complete(prompts.answer_messages(text, texts), temperature=0.2,

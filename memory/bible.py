@@ -20,6 +20,8 @@ from memory.errors import BackendError, InputError
 if TYPE_CHECKING:
     import numpy as np
 
+#: Canon kinds that are files (images, audio, motion settings), not bible prose: never embedded.
+NOT_INDEXED = ("panel", "take", "motion")
 COLLECTION = "bible"
 EMBEDDING_NAME = "storyreel-minilm-l6-v2-int8"
 MAX_TOKENS = 256
@@ -316,8 +318,8 @@ class Bible:
         )
 
     def index(self, record: Record) -> None:
-        """Upsert the record's current text; a deleted record leaves the index."""
-        if record.deleted:
+        """Upsert the record's current text; a deleted record (or a media record) leaves the index."""
+        if record.deleted or record.kind in NOT_INDEXED:
             self.remove(record.id)
             return
         metadata = {"kind": record.kind, "name": record.name, "rev": record.rev}
@@ -370,7 +372,7 @@ class Bible:
 
     def rebuild(self, canon: Canon) -> int:
         """Recreate the index from every live canon record; returns how many were indexed."""
-        records = canon.list()
+        records = [r for r in canon.list() if r.kind not in NOT_INDEXED]
         with self._lock:
             from chromadb.errors import NotFoundError
 

@@ -228,3 +228,47 @@ def test_play_a_take_on_the_review_card_and_accept_it(browser, tmp_path):
             proc.wait(20)
     take = Canon(project.canon_path).get("take-scene-ep1-1-l1-en")
     assert take.actor == "human" and abs(take.data["duration_s"] - duration) < 0.1
+
+
+def test_episode_tab_renders_in_the_background_with_progress_and_a_player(browser, tmp_path):
+    from agent.context import Targets
+    from agent.voices import VoiceBackends
+    from memory.project import create_project, update_project_settings
+    from tests.fakes import ScriptedChatModel
+    from tools.backends.animatic import AnimaticPainter
+    from ui.session import DirectorSession
+
+    project = create_project(tmp_path, "Fox Rain")
+    with DirectorSession(project, ScriptedChatModel(), painter=AnimaticPainter(), voices=VoiceBackends(),
+                         targets=Targets(characters=2, locations=1, props=0, episodes=1, scenes=1),
+                         candidates=1) as s:
+        s.start()
+        view = s.send("A shrine maiden hears rain spirits.")
+        while view.awaiting_decision:
+            view = s.decide({"type": "accept"})
+    update_project_settings(project, "painter", {"candidates": 1})
+    port = free_port()
+    with FakeOpenAIServer() as llm:
+        proc = start_studio(tmp_path, port, llm.url, "fox-rain")
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1300})
+            page.set_default_timeout(60_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_role("tab", name="Episode").click()
+            page.locator("#timeline-strip").get_by_text("s3").wait_for()
+            page.click("#render")
+            page.locator("#render-progress .render-job").wait_for()
+            field(page, "message").fill("What does Aiko wear?")     # chat while it renders
+            page.click("#send")
+            page.locator("#chat").get_by_text("red scarf").first.wait_for()
+            page.locator('#render-progress .render-job[data-state="done"]').wait_for(timeout=180_000)
+            page.locator("#episode-player video").wait_for(state="attached")
+            page.wait_for_function("() => { const v = document.querySelector('#episode-player video'); "
+                                   "return v && v.src && v.readyState >= 1 && v.duration > 2; }")
+            page.wait_for_function("() => { const t = document.querySelector('#episode-files').innerText; "
+                                   "return t.includes('episode') && t.includes('srt') && t.includes('otio'); }")
+            page.screenshot(path=str(tmp_path / "episode.png"), full_page=True)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    assert (project.root / "renders" / "ep01" / "episode.mp4").exists()

@@ -76,3 +76,19 @@ def test_render_cut_writes_a_valid_episode(made):
     assert any(st["codec_name"] == "aac" for st in streams)
     assert seen and seen[-1] == pytest.approx(1.0)
     assert result.srt.read_text().count("-->") == 2
+
+
+def test_render_job_runs_in_the_background_and_chat_still_works(made, tmp_path):
+    not_audio = tmp_path / "music.mp3"
+    not_audio.write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)
+    with pytest.raises(InputError, match="music.mp3"):
+        made.render(music=not_audio)
+    job = made.render()
+    view = made.send("What does Aiko wear?")      # the chat is not blocked by the render
+    assert "red scarf" in view.messages[-1]["content"]
+    made.jobs.wait(job, 300)
+    assert job.state == "done", job.error
+    assert job.result.rebuilt_segments == ()        # nothing changed since the last cut: all reused
+    strip = made.episode_timeline()
+    assert [sid for sid, _, _ in strip] == ["scene-ep1-1-s1", "scene-ep1-1-s2", "scene-ep1-1-s3"]
+    assert any(e["action"] == "render" for e in made.ledger.entries())

@@ -86,6 +86,24 @@ def _model_badge(studio: Studio) -> str:
     return text
 
 
+def _progress_html(fraction: float, state: str, message: str) -> str:
+    colour = {"failed": "#c0392b", "done": "#2e9e48"}.get(state, "#6b5bd2")
+    return (f'<div class="render-job" data-state="{state}"><div style="background:#e6e4f0;border-radius:6px;'
+            f'height:14px"><div style="width:{fraction * 100:.1f}%;background:{colour};height:14px;'
+            f'border-radius:6px"></div></div><small>{state} · {fraction * 100:.0f}% · '
+            f'{str(message).replace("<", "&lt;")}</small></div>')
+
+
+def _strip_html(timeline: list[tuple[str, float, float]]) -> str:
+    """The cut as a strip of shots, each as wide as it is long."""
+    total = sum(d for _, _, d in timeline) or 1.0
+    cells = "".join(f'<div title="{sid} · {dur:.2f} s" style="flex:{dur / total:.4f};border:1px solid #999;'
+                    f'padding:2px;font-size:11px;overflow:hidden;white-space:nowrap;background:#f4f2fb">'
+                    f'{sid.rsplit("-", 1)[-1]}<br>{dur:.1f}s</div>' for sid, _, dur in timeline)
+    end = max((start + dur for _, start, dur in timeline), default=0.0)
+    return f'<div class="timeline-strip" style="display:flex;gap:2px">{cells}</div><small>{end:.1f} s</small>'
+
+
 def _player(path: Path) -> str:
     """A plain <audio> player for a project WAV (served from the studio's allowed paths)."""
     from urllib.parse import quote
@@ -157,21 +175,6 @@ def build_app(studio: Studio) -> Any:
                     bible = gr.Markdown(elem_id="bible")
                 with gr.Tab("Outline"):
                     outline = gr.Markdown(elem_id="outline")
-                with gr.Tab("Storyboard", elem_id="storyboard-tab"):
-                    board = gr.Gallery(label="Shots (click one to review or redraw it)", columns=3,
-                                       height=560, allow_preview=False, object_fit="contain", elem_id="storyboard")
-                    board_ids = gr.State([])
-                    export = gr.Button("Export contact sheet (PNG + PDF)", elem_id="export-sheet")
-                    sheet_files = gr.File(label="Contact sheet", file_count="multiple", elem_id="sheet-files")
-                with gr.Tab("Voices"):
-                    voices_md = gr.Markdown(elem_id="voices")
-                    takes_table = gr.Dataframe(headers=["line", "lang", "speaker", "text", "take", "status"],
-                                               interactive=False, elem_id="takes")
-                    with gr.Row():
-                        g_term = gr.Textbox(label="Glossary term", placeholder="Aiko", elem_id="g-term")
-                        g_lang = gr.Textbox(label="Language", placeholder="Japanese", elem_id="g-lang")
-                        g_target = gr.Textbox(label="Translation", placeholder="愛子", elem_id="g-target")
-                    g_add = gr.Button("Add to glossary", elem_id="g-add")
                 with gr.Tab("History & undo"):
                     record_dd = gr.Dropdown(label="Record", choices=[], elem_id="record-dd")
                     rev_num = gr.Number(label="Revert to revision (0 deletes)", precision=0, elem_id="rev-num")
@@ -181,6 +184,33 @@ def build_app(studio: Studio) -> Any:
                     ledger = gr.Dataframe(headers=["time", "actor", "action", "record", "rev", "note"],
                                           interactive=False, elem_id="ledger")
 
+        with gr.Tabs():
+            with gr.Tab("Storyboard", elem_id="storyboard-tab"):
+                board = gr.Gallery(label="Shots (click one to review or redraw it)", columns=8,
+                                   height=420, allow_preview=False, object_fit="contain", elem_id="storyboard")
+                board_ids = gr.State([])
+                export = gr.Button("Export contact sheet (PNG + PDF)", elem_id="export-sheet")
+                sheet_files = gr.File(label="Contact sheet", file_count="multiple", elem_id="sheet-files")
+            with gr.Tab("Episode", elem_id="episode-tab"):
+                with gr.Row():
+                    ep_lang = gr.Dropdown(label="Language", choices=["en"], value="en", elem_id="ep-lang")
+                    music = gr.File(label="Music bed (optional)", file_types=["audio"], elem_id="music")
+                render_btn = gr.Button("Render episode", variant="primary", elem_id="render")
+                render_progress = gr.HTML(elem_id="render-progress")
+                strip = gr.HTML(elem_id="timeline-strip")
+                player = gr.Video(label="Episode", elem_id="episode-player", height=480)
+                downloads = gr.File(label="Downloads", file_count="multiple", elem_id="episode-files")
+                shown_job = gr.State("")
+                ticker = gr.Timer(1.0)
+            with gr.Tab("Voices"):
+                voices_md = gr.Markdown(elem_id="voices")
+                takes_table = gr.Dataframe(headers=["line", "lang", "speaker", "text", "take", "status"],
+                                           interactive=False, elem_id="takes")
+                with gr.Row():
+                    g_term = gr.Textbox(label="Glossary term", placeholder="Aiko", elem_id="g-term")
+                    g_lang = gr.Textbox(label="Language", placeholder="Japanese", elem_id="g-lang")
+                    g_target = gr.Textbox(label="Translation", placeholder="愛子", elem_id="g-target")
+                g_add = gr.Button("Add to glossary", elem_id="g-add")
         outputs = [header, badge, chat, card, candidates, bible, outline, board, board_ids, record_dd, ledger,
                    accept, edit, redo, reject, retry, upload, status, project_dd, pick_radio, take_audio,
                    voices_md, takes_table]
@@ -359,6 +389,41 @@ def build_app(studio: Studio) -> Any:
                 return None
 
         export.click(do_export, None, [sheet_files])
+
+        def start_render(language: str, music_file: Any) -> str:
+            try:
+                job = need_session().render(language=language or "en",
+                                            music=Path(getattr(music_file, "name", music_file)) if music_file else None)
+                return _progress_html(job.progress, "queued", "starting")
+            except StoryreelError as exc:
+                return f'<div class="render-error">✖ {exc}</div>'
+
+        render_btn.click(start_render, [ep_lang, music], [render_progress])
+
+        def poll(shown: str) -> tuple[Any, ...]:
+            s = studio.session
+            job = s.jobs.latest("render") if s else None
+            langs = ["en"]
+            strip_html = ""
+            if s is not None:
+                from agent.voices import dub_languages
+
+                langs += dub_languages(s.canon)
+                try:
+                    strip_html = _strip_html(s.episode_timeline())
+                except StoryreelError as exc:
+                    strip_html = f"<small>Timeline: {exc}</small>"
+            lang_update = gr.update(choices=langs)
+            if job is None:
+                return gr.update(), strip_html, gr.update(), gr.update(), shown, lang_update
+            html = _progress_html(job.progress, job.state, job.error or job.message)
+            if job.state == "done" and job.id != shown:
+                r = job.result
+                files = [str(p) for p in (r.mp4, r.srt, r.vtt, r.otio, r.contact_sheet)]
+                return html, strip_html, str(r.mp4), files, job.id, lang_update
+            return html, strip_html, gr.update(), gr.update(), shown, lang_update
+
+        ticker.tick(poll, [shown_job], [render_progress, strip, player, downloads, shown_job, ep_lang])
 
         g_add.click(guarded(lambda t, lang, tgt: need_session().set_glossary(t, lang, tgt)),
                     [g_term, g_lang, g_target], outputs)

@@ -71,6 +71,9 @@ class DirectorSession:
             raise
         self.config: dict[str, Any] = {"configurable": {"thread_id": THREAD_ID},
                                        "recursion_limit": RECURSION_LIMIT}
+        from ui.jobs import JobRunner
+
+        self.jobs = JobRunner()
 
     # ------------------------------------------------------------------ running the graph
 
@@ -236,6 +239,35 @@ class DirectorSession:
             self.ledger.append(actor=self.actor, action="edit", record_id=rec.id, kind=rec.kind, rev=rec.rev,
                                inputs={"term": term, "language": code, "target": target}, note=rec.note)
             return rec
+
+    def render(self, *, episode: int = 1, language: str = "en", music: Path | None = None) -> Any:
+        """Cut the episode in a background job (the chat stays usable); returns the Job to poll."""
+        from agent.cut import episode_spec, render_cut
+
+        episode_spec(self.canon, self.project.root, episode=episode, language=language)  # errors now, not later
+        music_path = None
+        if music is not None:
+            from tools.audio import probe_recording
+
+            probe = probe_recording(Path(music))  # InputError naming the file when it is unreadable
+            if not probe.audio_codec:
+                raise InputError(f"music file {Path(music).name} has no audio ({probe.format_name}); "
+                                 "choose a WAV, MP3, M4A, FLAC or OGG file, or no music")
+            music_path = Path(music)
+        self.ledger.append(actor=self.actor, action="render", record_id=f"episode-{episode}", kind="episode",
+                           inputs={"language": language, "music": str(music_path) if music_path else None},
+                           note=f"render episode {episode} ({language})")
+        return self.jobs.submit("render", lambda progress: render_cut(
+            self.canon, self.project.root, episode=episode, language=language, music=music_path,
+            progress=progress))
+
+    def episode_timeline(self, *, episode: int = 1, language: str = "en") -> list[tuple[str, float, float]]:
+        """(shot id, start, duration) of the cut as it would be rendered now."""
+        from agent.cut import episode_spec
+        from tools.render import timeline
+
+        return [(sid, start, dur) for sid, start, dur in
+                timeline(episode_spec(self.canon, self.project.root, episode=episode, language=language))]
 
     def image_path(self, rel: str) -> Path:
         return self.project.resolve(rel)
