@@ -39,3 +39,5 @@ class DirectorContext:
     candidates: int = 2                      # panel candidates per proposal
     loras: dict[str, str] = field(default_factory=dict)   # character id -> LoRA, when configured
     voices: Any = None                       # VoiceBackends (synth_for(profile)); None: voices slice off
+    animator: Any = None                     # image-to-video backend (DiffusersMotion); None: camera moves
+    clip_frames: int = 16

@@ -136,11 +136,31 @@ def episode_spec(canon: Canon, project_root: Path, *, episode: int = 1, language
                 vignette=bool(m.get("vignette")), flicker=bool(m.get("flicker")), flash=bool(m.get("flash")),
                 captions=tuple(CaptionCue(text=txt, start=a, end=b, speaker=spk) for _, a, b, txt, spk in cues),
                 takes=tuple(TakeCue(wav=wav, start=a) for wav, a, _, _, _ in cues),
-                seed=int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16), ease=m.get("ease", "in_out")))
+                seed=int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16), ease=m.get("ease", "in_out"),
+                clip=tuple(project_root / p for p in m.get("clip", [])), clip_fps=float(m.get("clip_fps", 8.0))))
     series = _get(canon, "series")
     return EpisodeSpec(shots=tuple(shot_specs), fps=fps, width=width, height=height, music=music,
                        language=language, preset=preset,
                        title=f"{series.data.get('title') if series else ''} — episode {episode}")
+
+
+def animate_shots(ctx: DirectorContext, motion: dict[str, Any], proposal_id: str) -> None:
+    """With an image-to-video backend configured, animate each panel into clip frames (in place)."""
+    if ctx.animator is None:
+        return
+    canon = ctx.canon
+    art = canon.get("style").data.get("art_style", "") if _get(canon, "style") else ""
+    for m in motion["shots"]:
+        shot = canon.get(m["shot_id"])
+        panel = canon.get(image_record_id("panel", shot.id))
+        who = ", ".join(f"{c.get('name')} {c.get('expression', '')}" for c in shot.data.get("characters", []))
+        prompt = ", ".join(filter(None, [who, shot.data.get("mood", ""), shot.data.get("lighting", ""), art,
+                                         "subtle motion, hair and cloth sway"]))
+        frames = ctx.animator.animate(ctx.project_root / panel.data["path"], prompt, ctx.clip_frames, 8,
+                                      int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16),
+                                      ctx.project_root / "assets" / "drafts" / "motion" / shot.id / proposal_id)
+        m["clip"] = [str(Path(f).resolve().relative_to(ctx.project_root.resolve())) for f in frames]
+        m["clip_fps"] = 8.0
 
 
 def render_preview(ctx: DirectorContext, scene_id: str, motion: dict[str, Any], proposal_id: str) -> str:
@@ -154,7 +174,9 @@ def render_preview(ctx: DirectorContext, scene_id: str, motion: dict[str, Any], 
     by_id = {m["shot_id"]: m for m in motion["shots"]}
     shots = tuple(replace(s, camera_move=by_id[s.shot_id]["camera_move"], grade=by_id[s.shot_id]["grade"],
                           vignette=by_id[s.shot_id]["vignette"], flicker=by_id[s.shot_id]["flicker"],
-                          flash=by_id[s.shot_id]["flash"], transition_in=by_id[s.shot_id]["transition"])
+                          flash=by_id[s.shot_id]["flash"], transition_in=by_id[s.shot_id]["transition"],
+                          clip=tuple(ctx.project_root / p for p in by_id[s.shot_id].get("clip", [])),
+                          clip_fps=float(by_id[s.shot_id].get("clip_fps", 8.0)))
                   for s in spec.shots)
     out = ctx.project_root / "assets" / "drafts" / "motion" / scene_id / proposal_id
     result = render_episode(replace(spec, shots=shots), out, ctx.project_root / "state" / "render-cache")

@@ -261,6 +261,7 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
     if kind == "motion":
         try:
             data = cut.propose_motion(ctx.canon, task["scene_id"], list(state.get("notes") or []))
+            cut.animate_shots(ctx, data, pending["proposal_id"])
             data["preview"] = cut.render_preview(ctx, task["scene_id"], data, pending["proposal_id"])
             pending["data"] = validate_proposal("motion", data)
         except StoryreelError as exc:

@@ -282,6 +282,8 @@ class MotionShot(_Proposal):
     flash: bool = False
     transition: Literal["cut", "crossfade", "dip", "slide", "whip"] = "cut"
     pad_s: float = Field(default=0.3, ge=0.0, le=3.0)
+    clip: list[str] = Field(default_factory=list)   # image-to-video frames (project paths), when made
+    clip_fps: float = Field(default=8.0, gt=0, le=60)
 
 
 class MotionProposal(_Proposal):

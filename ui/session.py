@@ -45,7 +45,7 @@ class SessionView:
 class DirectorSession:
     def __init__(self, project: Project, llm: ChatModel, *, targets: Targets | None = None,
                  actor: str = "human", painter: Any = None, candidates: int = 2,
-                 loras: dict[str, str] | None = None, voices: Any = None) -> None:
+                 loras: dict[str, str] | None = None, voices: Any = None, animator: Any = None) -> None:
         self.project = project
         self.llm = llm
         self.actor = actor
@@ -65,7 +65,7 @@ class DirectorSession:
             self.context = DirectorContext(canon=self.canon, bible=self.bible, ledger=self.ledger,
                                            llm=llm, targets=targets or Targets(), project_root=project.root,
                                            painter=painter, candidates=candidates, loras=dict(loras or {}),
-                                           voices=voices)
+                                           voices=voices, animator=animator)
         except BaseException:
             self._lock.release()
             raise
@@ -349,7 +349,7 @@ class DirectorSession:
 def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = None,
                  actor: str = "human") -> DirectorSession:
     """A session with the backends the project's settings name ([painter] in project.toml)."""
-    from tools.backends.factory import painter_from_settings, painter_settings
+    from tools.backends.factory import animator_from_settings, painter_from_settings, painter_settings
 
     section = project.settings.get("painter")
     _, candidates, options = painter_settings(section)
@@ -359,4 +359,5 @@ def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = 
     voice = dict(project.settings.get("voice", {}))
     return DirectorSession(project, llm, targets=targets, actor=actor, painter=painter,
                            candidates=candidates, loras=dict(options.get("loras", {})),
-                           voices=VoiceBackends(voice.get("openai")))
+                           voices=VoiceBackends(voice.get("openai")),
+                           animator=animator_from_settings(project.settings.get("motion")))

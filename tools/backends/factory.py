@@ -58,3 +58,19 @@ def painter_from_settings(section: dict[str, Any] | None) -> PanelPainter:
         raise InputError(f"[painter] for openai takes {sorted(allowed | {'api_key_env'})}; "
                          f"unknown: {sorted(set(options) - allowed)}")
     return OpenAIImagesPainter(api_key=os.environ.get(key_env), **options)
+
+
+def animator_from_settings(section: dict[str, Any] | None) -> Any:
+    """[motion] backend = "animatediff" (model, motion_adapter, steps, strength, width, height, device):
+    image-to-video clips per shot on a GPU; anything else (the default "camera") returns None."""
+    options = dict(section or {})
+    backend = str(options.pop("backend", "camera"))
+    if backend == "camera":
+        return None
+    if backend != "animatediff":
+        raise InputError(f"[motion] backend = {backend!r} is unknown; use camera or animatediff")
+    if "model" not in options:
+        raise InputError("[motion] backend = animatediff needs model = an SD 1.5 diffusers folder")
+    from tools.backends.diffusers_motion import DiffusersMotion
+
+    return DiffusersMotion(**options)

@@ -474,3 +474,42 @@ def blend_transition(kind: str, a: np.ndarray, b: np.ndarray, p: float, height: 
         return out
     out[:] = b if p >= 0.5 else a
     return out
+
+
+class ClipMotion:
+    """A shot played from image-to-video frames (e.g. AnimateDiff) behind the same VideoMotion
+    Protocol as the camera: frame(t) picks the clip frame at ``shot.clip_fps`` and holds the last
+    one; colour grade and vignette still apply. Frames are fitted to the output size once."""
+
+    def __init__(self, shot: ShotSpec, w: int, h: int, fps: int) -> None:
+        import cv2
+        from PIL import Image, ImageOps
+
+
+        if not shot.clip:
+            raise InputError(f"shot {shot.shot_id}: ClipMotion needs clip frames")
+        self.shot, self.w, self.h, self.fps = shot, w, h, fps
+        self._frames: list[np.ndarray] = []
+        for path in shot.clip:
+            try:
+                with Image.open(path) as im:
+                    rgb = np.asarray(ImageOps.fit(im.convert("RGB"), (w, h), Image.Resampling.BILINEAR))
+            except OSError as exc:
+                raise InputError(f"shot {shot.shot_id}: clip frame {path} cannot be read ({exc})") from exc
+            rgb = grade_rgb(rgb, shot.grade)
+            self._frames.append(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420))
+
+    def _index(self, t: float) -> int:
+        return min(len(self._frames) - 1, max(0, int(t * self.shot.clip_fps)))
+
+    def frame_i420(self, t: float, out: np.ndarray | None = None) -> np.ndarray:
+        src = self._frames[self._index(t)]
+        if out is None:
+            return src.copy()
+        out[:] = src
+        return out
+
+    def frame(self, t: float) -> np.ndarray:
+        import cv2
+
+        return cv2.cvtColor(self._frames[self._index(t)], cv2.COLOR_YUV2RGB_I420)

@@ -92,6 +92,7 @@ def shot_fingerprint(shot: ShotSpec) -> dict:
     d["panel"] = file_sha256(shot.panel)
     d["layers"] = {k: file_sha256(p) for k, p in sorted(shot.layers.items())}
     d["variants"] = {k: file_sha256(p) for k, p in sorted(shot.variants.items())}
+    d["clip"] = [file_sha256(p) for p in shot.clip]
     # the mouth follows the takes only when someone speaks; otherwise takes do not touch the picture
     d["takes"] = [(file_sha256(t.wav), t.start) for t in shot.takes] if shot.speakers and shot.layers else []
     d.pop("transition_in")      # belongs to the transition segment, not the shot's pixels
@@ -153,12 +154,13 @@ class _ShotPictures:
 
     def get(self, i: int):
         from tools.render.captions import CaptionTrack
-        from tools.render.motion import CameraMotion
+        from tools.render.motion import CameraMotion, ClipMotion
 
         with self._locks[i]:
             if i not in self._ready:
                 spec, shot = self.spec, self.spec.shots[i]
-                self._ready[i] = (CameraMotion(shot, spec.width, spec.height, spec.fps),
+                motion_cls = ClipMotion if shot.clip else CameraMotion
+                self._ready[i] = (motion_cls(shot, spec.width, spec.height, spec.fps),
                                   CaptionTrack(shot.captions, spec.width, spec.height, spec.font, spec.language))
             return self._ready[i]
 

@@ -57,6 +57,8 @@ class ShotSpec:
     takes: tuple[TakeCue, ...] = ()
     seed: int = 0
     ease: str = "in_out"
+    clip: tuple[Path, ...] = ()                               # image-to-video frames: play these instead
+    clip_fps: float = 8.0                                     # of moving the camera over the panel
 
     def __hash__(self) -> int:  # dict fields are not hashable; identity of content is the shot id
         return hash((self.shot_id, self.panel, self.duration))
