@@ -16,7 +16,7 @@ from agent.state import Task
 from agent.storyboard import image_record_id, ordered_scenes, shots_of
 from agent.voices import PRIMARY_LANGUAGE, line_text, take_id
 from memory.canon import Canon, Record
-from memory.errors import InputError, RecordNotFoundError
+from memory.errors import InputError
 
 LEAD_IN_S = 0.35      # silence before a shot's first line
 GAP_S = 0.25          # between lines in one shot
@@ -26,13 +26,6 @@ GRADE_WORDS = (("night", "night"), ("dark", "night"), ("moon", "night"), ("sunse
                ("grief", "desaturated"), ("memory", "desaturated"), ("flashback", "desaturated"))
 DRAMATIC = ("shout", "angry", "surprised")
 
-
-def _get(canon: Canon, record_id: str) -> Record | None:
-    try:
-        rec = canon.get(record_id)
-    except RecordNotFoundError:
-        return None
-    return None if rec.deleted else rec
 
 
 def motion_id(scene_id: str) -> str:
@@ -49,8 +42,8 @@ def next_cut_task(canon: Canon, ctx: DirectorContext) -> Task | None:
         return None
     for scene in episode_scenes(canon):
         shots = shots_of(canon, scene.id)
-        if shots and all(_get(canon, image_record_id("panel", s.id)) for s in shots) \
-                and not _get(canon, motion_id(scene.id)):
+        if shots and all(canon.live(image_record_id("panel", s.id)) for s in shots) \
+                and not canon.live(motion_id(scene.id)):
             return {"kind": "motion", "target_id": None, "scene_id": scene.id}
     return None
 
@@ -86,7 +79,7 @@ def shot_timing(canon: Canon, project_root: Path, scene: Record, shot: Record, p
     t = LEAD_IN_S
     cues = []
     for line in _lines_of(scene, shot):
-        take = _get(canon, take_id(line["id"], language))
+        take = canon.live(take_id(line["id"], language))
         if take is None:
             raise InputError(f"line {line['id']} has no accepted {language} take yet; voice it before the cut")
         wav = project_root / take.data["path"]
@@ -111,13 +104,13 @@ def episode_spec(canon: Canon, project_root: Path, *, episode: int = 1, language
     if not chosen:
         raise InputError(f"episode {episode} has no scenes to cut yet")
     for scene in chosen:
-        motion_rec = _get(canon, motion_id(scene.id))
+        motion_rec = canon.live(motion_id(scene.id))
         if motion_rec is None and require_motion:
             raise InputError(f"scene {scene.id} has no accepted motion yet; review its motion first")
         motion = {m["shot_id"]: m for m in (motion_rec.data["shots"] if motion_rec else
                                              propose_motion(canon, scene.id, [])["shots"])}
         for shot in shots_of(canon, scene.id):
-            panel = _get(canon, image_record_id("panel", shot.id))
+            panel = canon.live(image_record_id("panel", shot.id))
             if panel is None:
                 raise InputError(f"shot {shot.id} has no accepted panel yet; pick one in the storyboard")
             m = motion.get(shot.id) or propose_motion(canon, scene.id, [])["shots"][0]
@@ -138,7 +131,7 @@ def episode_spec(canon: Canon, project_root: Path, *, episode: int = 1, language
                 takes=tuple(TakeCue(wav=wav, start=a) for wav, a, _, _, _ in cues),
                 seed=int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16), ease=m.get("ease", "in_out"),
                 clip=tuple(project_root / p for p in m.get("clip", [])), clip_fps=float(m.get("clip_fps", 8.0))))
-    series = _get(canon, "series")
+    series = canon.live("series")
     return EpisodeSpec(shots=tuple(shot_specs), fps=fps, width=width, height=height, music=music,
                        language=language, preset=preset,
                        title=f"{series.data.get('title') if series else ''} — episode {episode}")
@@ -149,7 +142,7 @@ def animate_shots(ctx: DirectorContext, motion: dict[str, Any], proposal_id: str
     if ctx.animator is None:
         return
     canon = ctx.canon
-    art = canon.get("style").data.get("art_style", "") if _get(canon, "style") else ""
+    art = canon.get("style").data.get("art_style", "") if canon.live("style") else ""
     for m in motion["shots"]:
         shot = canon.get(m["shot_id"])
         panel = canon.get(image_record_id("panel", shot.id))

@@ -28,7 +28,7 @@ from agent.schemas import (
 from agent.state import DirectorState, Pending, Task
 from memory.bible import record_text
 from memory.canon import Canon, Record
-from memory.errors import LLMOutputError, RecordNotFoundError, StoryreelError
+from memory.errors import LLMOutputError, StoryreelError
 
 # What the story bible index (chroma) holds: prose about the series, not image or audio files.
 BIBLE_KINDS = ("series", "style", "character", "location", "prop", "outline", "episode", "beats", "scene",
@@ -57,7 +57,7 @@ def next_task(canon: Canon, ctx: DirectorContext) -> Task | None:
             return {"kind": kind, "target_id": None}
     if not canon.list("outline"):
         return {"kind": "outline", "target_id": None}
-    if not _get(canon, "beats-ep1"):
+    if not canon.live("beats-ep1"):
         return {"kind": "beats", "target_id": None, "episode": 1}
     scenes = [r for r in canon.list("scene") if r.data.get("episode") == 1]
     if len(scenes) < t.scenes:
@@ -113,13 +113,6 @@ def wait_input(state: DirectorState) -> Command[Literal["plan_next", "respond", 
 # ----------------------------------------------------------------------------- proposing
 
 
-def _get(canon: Canon, record_id: str) -> Record | None:
-    try:
-        rec = canon.get(record_id)
-    except RecordNotFoundError:
-        return None
-    return None if rec.deleted else rec
-
 
 def _names(canon: Canon, kind: str) -> list[str]:
     return [str(r.data.get("name")) for r in canon.list(kind) if r.data.get("name")]
@@ -147,7 +140,7 @@ def _retrieve(ctx: DirectorContext, task: Task, premise: str) -> tuple[list[str]
             if rec.id not in ids:
                 ids.append(rec.id)
                 texts.append(record_text(rec))
-        beats = _get(ctx.canon, f"beats-ep{task.get('episode', 1)}")
+        beats = ctx.canon.live(f"beats-ep{task.get('episode', 1)}")
         if beats and beats.id not in ids:
             ids.append(beats.id)
             texts.append(record_text(beats))
@@ -167,9 +160,9 @@ def _current_data(canon: Canon, task: Task) -> dict[str, Any] | None:
     if not target:
         return None
     if task["kind"] == "series":
-        series, style = _get(canon, "series"), _get(canon, "style")
+        series, style = canon.live("series"), canon.live("style")
         return {**(series.data if series else {}), **(style.data if style else {})}
-    rec = _get(canon, target)
+    rec = canon.live(target)
     return dict(rec.data) if rec else None
 
 
@@ -637,7 +630,7 @@ def _find_target(ctx: DirectorContext, text: str) -> Record | None:
             if best is None or len(name) > len(str(best.data.get("name") or best.data.get("title"))):
                 best = rec
     if best is None and re.search(r"\b(palette|style|tone|colou?rs?|logline|art)\b", lowered):
-        best = _get(ctx.canon, "style")
+        best = ctx.canon.live("style")
     return best
 
 

@@ -24,13 +24,6 @@ PAINT_KIND = {"reference": "character_sheet", "background": "background", "panel
 ID_PREFIX = {"reference": "ref", "background": "bg", "panel": "panel"}
 
 
-def _get(canon: Canon, record_id: str) -> Record | None:
-    try:
-        rec = canon.get(record_id)
-    except RecordNotFoundError:
-        return None
-    return None if rec.deleted else rec
-
 
 def image_record_id(kind: str, subject: str) -> str:
     return f"{ID_PREFIX[kind]}-{subject}"
@@ -50,17 +43,17 @@ def next_storyboard_task(canon: Canon, ctx: DirectorContext) -> Task | None:
     if ctx.painter is None:
         return None
     for char in canon.list("character"):
-        if not _get(canon, image_record_id("reference", char.id)):
+        if not canon.live(image_record_id("reference", char.id)):
             return {"kind": "reference", "target_id": None, "subject": char.id}
     for loc in canon.list("location"):
-        if not _get(canon, image_record_id("background", loc.id)):
+        if not canon.live(image_record_id("background", loc.id)):
             return {"kind": "background", "target_id": None, "subject": loc.id}
     for scene in ordered_scenes(canon):
         shots = shots_of(canon, scene.id)
         if not shots:
             return {"kind": "shots", "target_id": None, "scene_id": scene.id}
         for shot in shots:
-            if not _get(canon, image_record_id("panel", shot.id)):
+            if not canon.live(image_record_id("panel", shot.id)):
                 return {"kind": "panel", "target_id": None, "subject": shot.id}
     return None
 
@@ -69,7 +62,7 @@ def next_storyboard_task(canon: Canon, ctx: DirectorContext) -> Task | None:
 
 
 def _rev(canon: Canon, record_id: str | None) -> int | None:
-    rec = _get(canon, record_id) if record_id else None
+    rec = canon.live(record_id) if record_id else None
     return rec.rev if rec else None
 
 
@@ -129,7 +122,7 @@ def image_status(canon: Canon, image: Record, painter: str | None = None) -> tup
 
 
 def _style(canon: Canon) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    style = _get(canon, "style")
+    style = canon.live("style")
     if not style:
         return (), ()
     art = tuple(t.strip() for t in str(style.data.get("art_style", "")).split(",") if t.strip())
@@ -143,7 +136,7 @@ def _abs(ctx: DirectorContext, rel: str | None) -> Path | None:
 def _image_path(ctx: DirectorContext, kind: str, subject: str) -> Path | None:
     """An accepted image; for a background, its clean backdrop layer when the painter gave one
     (the composed background carries the location's name label)."""
-    rec = _get(ctx.canon, image_record_id(kind, subject))
+    rec = ctx.canon.live(image_record_id(kind, subject))
     if rec is None:
         return None
     return _abs(ctx, rec.data.get("layers", {}).get("backdrop") or rec.data.get("path"))
@@ -172,7 +165,7 @@ def panel_request(ctx: DirectorContext, kind: str, subject: str, *, notes: list[
     shot = canon.get(subject)
     data = shot.data
     line_ids = data.get("line_ids", [])
-    scene = _get(canon, data.get("scene_id", ""))
+    scene = canon.live(data.get("scene_id", ""))
     lines = {ln.get("id"): ln for ln in (scene.data.get("lines", []) if scene else [])}
     first = lines.get(line_ids[0]) if line_ids else None
     speaker = first.get("speaker") if first else None
@@ -231,7 +224,7 @@ def accept_image(ctx: DirectorContext, data: dict[str, Any], *, choice: int | No
         chosen = cands[min(max(choice or 0, 0), len(cands) - 1)]
     src = ctx.project_root / chosen["path"]
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:10]
-    prev = _get(ctx.canon, record_id)
+    prev = ctx.canon.live(record_id)
     version = (prev.rev + 1) if prev else 1
     dest_dir = ctx.project_root / "assets" / "panels" / subject
     dest_dir.mkdir(parents=True, exist_ok=True)

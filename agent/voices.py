@@ -33,13 +33,6 @@ TOO_LONG = 1.35      # a translation whose spoken length is this much longer is 
 PROFILE_FIELDS = ("engine", "voice", "rate", "pitch_semitones", "energy", "noise", "instructions")
 
 
-def _get(canon: Canon, record_id: str) -> Record | None:
-    try:
-        rec = canon.get(record_id)
-    except RecordNotFoundError:
-        return None
-    return None if rec.deleted else rec
-
 
 def voice_id(char_id: str) -> str:
     return f"voice-{char_id}"
@@ -62,17 +55,17 @@ def language_code(name: str) -> str:
 
 
 def dub_languages(canon: Canon) -> list[str]:
-    rec = _get(canon, "dub-languages")
+    rec = canon.live("dub-languages")
     return list(rec.data.get("languages", [])) if rec else []
 
 
 def lexicon(canon: Canon) -> tuple[dict[str, str], int | None]:
-    rec = _get(canon, "lexicon")
+    rec = canon.live("lexicon")
     return (dict(rec.data.get("entries", {})), rec.rev) if rec else ({}, None)
 
 
 def glossary(canon: Canon) -> list[dict[str, str]]:
-    rec = _get(canon, "glossary")
+    rec = canon.live("glossary")
     return list(rec.data.get("terms", [])) if rec else []
 
 
@@ -93,7 +86,7 @@ def episode_lines(canon: Canon, episode: int = 1) -> list[tuple[Record, dict[str
 def line_text(canon: Canon, line: dict[str, Any], language: str) -> str | None:
     if language == PRIMARY_LANGUAGE:
         return str(line.get("line", ""))
-    rec = _get(canon, translation_id(line["id"], language))
+    rec = canon.live(translation_id(line["id"], language))
     return str(rec.data.get("text")) if rec else None
 
 
@@ -106,15 +99,15 @@ def next_voice_task(canon: Canon, ctx: DirectorContext) -> Task | None:
         return None
     speakers = {ln.get("speaker") for _, ln in episode_lines(canon)}
     for char in canon.list("character"):
-        if char.data.get("name") in speakers and not _get(canon, voice_id(char.id)):
+        if char.data.get("name") in speakers and not canon.live(voice_id(char.id)):
             return {"kind": "casting", "target_id": None, "subject": char.id}
     for language in [PRIMARY_LANGUAGE, *dub_languages(canon)]:
         for scene, line in episode_lines(canon):
-            if line.get("speaker") == "Narrator" and not _get(canon, "voice-narrator"):
+            if line.get("speaker") == "Narrator" and not canon.live("voice-narrator"):
                 continue
-            if language != PRIMARY_LANGUAGE and not _get(canon, translation_id(line["id"], language)):
+            if language != PRIMARY_LANGUAGE and not canon.live(translation_id(line["id"], language)):
                 return {"kind": "translation", "target_id": None, "scene_id": scene.id, "language": language}
-            if not _get(canon, take_id(line["id"], language)):
+            if not canon.live(take_id(line["id"], language)):
                 return {"kind": "take", "target_id": None, "subject": line["id"], "scene_id": scene.id,
                         "language": language}
     return None
@@ -207,7 +200,7 @@ def synthesize(ctx: DirectorContext, profile: VoiceProfile, text: str, emotion: 
 
 def _voice_for(canon: Canon, speaker: str, language: str) -> tuple[VoiceProfile, Record | None]:
     char = canon.find_by_name("character", speaker) if speaker != "Narrator" else None
-    rec = _get(canon, voice_id(char.id)) if char else _get(canon, "voice-narrator")
+    rec = canon.live(voice_id(char.id)) if char else canon.live("voice-narrator")
     base = _profile(rec.data) if rec else VoiceProfile()
     if language != PRIMARY_LANGUAGE:
         lang = (rec.data.get("languages", {}) if rec else {}).get(language) or default_language_profile(language)
@@ -265,7 +258,7 @@ def accept_audio(ctx: DirectorContext, kind: str, data: dict[str, Any], *, uploa
     src = ctx.project_root / chosen
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:10]
     record_id = take_id(data["subject"], data["language"])
-    prev = _get(canon, record_id)
+    prev = canon.live(record_id)
     dest = (ctx.project_root / "assets" / "audio" / data["subject"] / data["language"]
             / f"v{(prev.rev + 1) if prev else 1}-{digest}.wav")
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -204,6 +204,14 @@ class Canon:
                 conn, record_id, current.kind, current.rev + 1, payload, actor, False, note
             )
 
+    def live(self, record_id: str) -> Record | None:
+        """The current revision of a record, or None when it does not exist or is deleted."""
+        try:
+            rec = self.get(record_id)
+        except RecordNotFoundError:
+            return None
+        return None if rec.deleted else rec
+
     def upsert(self, kind: str, data: dict, *, actor: str, record_id: str | None, note: str = "") -> Record:
         """Create the record, or store `data` as its next revision (also over a deletion: the
         accepted proposal brings the id back). Earlier revisions always stay."""

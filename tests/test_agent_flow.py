@@ -4,7 +4,6 @@ Real SQLite canon, real chroma bible, real ledger file, real langgraph checkpoin
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

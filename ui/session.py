@@ -285,13 +285,7 @@ class DirectorSession:
 
     def outline(self) -> dict[str, Any]:
         """The season outline, episode 1's beats and its scenes, for the outline panel."""
-        def current(record_id: str) -> Record | None:
-            try:
-                rec = self.canon.get(record_id)
-            except RecordNotFoundError:
-                return None
-            return None if rec.deleted else rec
-        return {"outline": current("outline"), "beats": [r for r in self.canon.list("beats")],
+        return {"outline": self.canon.live("outline"), "beats": [r for r in self.canon.list("beats")],
                 "scenes": self.canon.list("scene")}
 
     def history(self, record_id: str) -> list[Record]:
