@@ -219,6 +219,15 @@ class EmbeddedLLMServer:
         """The server's exit status if it has died on its own, else None (running or stopped)."""
         return self._proc.poll() if self._proc is not None else None
 
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit status once the server has died (waiting up to `timeout` s for a dying one)."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
@@ -308,7 +317,7 @@ class EmbeddedChatModel(OpenAIChatModel):
                 messages, json_schema=json_schema, temperature=temperature, max_tokens=max_tokens, seed=seed
             )
         except LLMUnavailableError as exc:
-            code = self.server.exit_code
+            code = self.server.wait_exit(1.0)  # a reset connection often comes a moment before the exit
             if code is None:
                 raise
             raise LLMUnavailableError(
