@@ -103,6 +103,10 @@ def test_takes_accept_adjust_upload_and_stale(session, tmp_path):
     status, reasons = take_status(session.canon, session.canon.get("take-scene-ep1-1-l1-en"))
     assert status == "stale" and "text changed" in reasons[0]
     assert take_status(session.canon, session.canon.get("take-scene-ep1-1-l2-en"))[0] == "accepted"
+    ren = session.canon.get("voice-character-ren")                 # a recast voice: Ren's take goes stale
+    session.canon.revise(ren.id, {**ren.data, "pitch_semitones": ren.data["pitch_semitones"] - 4}, actor="human")
+    status, reasons = take_status(session.canon, session.canon.get("take-scene-ep1-1-l2-en"))
+    assert status == "stale" and "voice changed" in reasons[0]
 
 
 def test_pronunciation_lexicon_applies_to_takes(session):
