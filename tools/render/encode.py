@@ -51,6 +51,16 @@ def _run(cmd: list[str], what: str) -> None:
         raise BackendError(f"ffmpeg failed to {what} (exit {proc.returncode}): {tail}")
 
 
+def _widen_pipe(stream: object) -> None:
+    """A 1 MiB pipe (Linux; default 64 KiB) hands a 3 MB frame over in a few writes, not ~50."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(stream.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+    except (ImportError, OSError, AttributeError, ValueError):
+        pass
+
+
 class SegmentEncoder:
     """One H.264 segment (its own closed GOPs, starting on an IDR) from I420 frames.
 
@@ -58,13 +68,36 @@ class SegmentEncoder:
     Leaving the block with an exception kills ffmpeg and removes the temporary file.
     """
 
-    def __init__(self, out: Path, width: int, height: int, fps: int, preset: str, crf: int) -> None:
+    def __init__(self, out: Path, width: int, height: int, fps: int, preset: str, crf: int, *,
+                 parts: list[tuple[Path, int]] | None = None) -> None:
+        """With ``parts`` [(file, frames), ...], one x264 run writes several consecutive segment files:
+        an IDR is forced at each boundary and the segment muxer splits there, so each file still
+        starts on its own closed GOP (joinable by stream copy) while the encoder never restarts —
+        a restart per segment costs start-up and a drained frame-thread pipeline every time."""
         self.out, self.tmp = out, _tmp_name(out)
+        self.parts = parts if parts and len(parts) > 1 else None
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
                "-f", "rawvideo", "-pix_fmt", "yuv420p", "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
                "-an", "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-               "-colorspace", "smpte170m", "-color_range", "tv", "-f", "mp4", str(self.tmp)]
+               "-colorspace", "smpte170m", "-color_range", "tv"]
+        if self.parts is None:
+            cmd += ["-f", "mp4", str(self.tmp)]
+        else:
+            bounds, n = [], 0
+            for _, frames in self.parts[:-1]:
+                n += frames
+                bounds.append(n)
+            self.tmp = out.parent / f".run-{os.getpid()}-{threading.get_ident()}-{out.stem[:16]}"
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp.mkdir(parents=True)
+            cmd += ["-force_key_frames", "expr:" + "+".join(f"eq(n,{b})" for b in bounds), "-forced-idr", "1",
+                    "-f", "segment", "-segment_format", "mp4", "-segment_frames", ",".join(map(str, bounds)),
+                    "-reset_timestamps", "1", "-avoid_negative_ts", "disabled",  # each part starts at 0
+                    "-segment_list", str(self.tmp / "done.csv"), "-segment_list_type", "csv",
+                    str(self.tmp / "part%04d.mp4")]
+        self._moved: set[str] = set()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        _widen_pipe(self.proc.stdin)
         self._q: queue.Queue[np.ndarray | None] = queue.Queue(QUEUE_FRAMES)
         # recycled frame buffers: a fresh 3 MB array per frame costs page faults on every frame
         self._shape = (height * 3 // 2, width)
@@ -74,6 +107,7 @@ class SegmentEncoder:
         self._thread = threading.Thread(target=self._drain, name=f"enc-{out.stem}", daemon=True)
         self._thread.start()
         self.frames = 0
+        self.fed = 0
 
     def _drain(self) -> None:
         stdin = self.proc.stdin
@@ -118,12 +152,62 @@ class SegmentEncoder:
         err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
         rc = self.proc.wait()
         if rc != 0 or self._error is not None:
-            self.tmp.unlink(missing_ok=True)
+            self._remove_tmp()
             raise BackendError(f"ffmpeg failed on segment {self.out.name} (exit {rc}): {err[-800:]}")
-        self.tmp.replace(self.out)
+        if self.parts is None:
+            self.tmp.replace(self.out)
+            return self.out
+        self.harvest()
+        if len(self._moved) != len(self.parts):
+            self._remove_tmp()
+            raise BackendError(f"ffmpeg split a run into {len(self._moved)} segments, not {len(self.parts)}")
+        self._remove_tmp()
         return self.out
 
+    def harvest(self, limit: int | None = None) -> None:
+        """Move the parts ffmpeg has finished (listed in done.csv once closed) into place, so a
+        killed run keeps every segment it completed; ``limit``: only the first N parts (the ones
+        whose frames were all fed — a part cut short by an abort is listed too, and dropped)."""
+        if self.parts is None:
+            return
+        try:
+            listed = (self.tmp / "done.csv").read_text().splitlines()
+        except OSError:
+            return
+        for line in listed:
+            name = line.split(",", 1)[0].strip()
+            if not name or name in self._moved or not name.startswith("part"):
+                continue
+            index = int(name[4:8])
+            if index < min(len(self.parts), limit if limit is not None else len(self.parts)) \
+                    and (self.tmp / name).is_file():
+                (self.tmp / name).replace(self.parts[index][0])   # each segment appears whole or not at all
+                self._moved.add(name)
+
+    def _remove_tmp(self) -> None:
+        if self.tmp.is_dir():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+    def part_fed(self) -> None:
+        """The producer has written every frame of the next part."""
+        self.fed += 1
+
     def abort(self) -> None:
+        """Stop. In a run, the parts whose frames were all fed are finished and kept (a re-run
+        resumes from them); the part in progress is dropped."""
+        if self.parts is not None and self.fed and self._error is None:
+            self._q.put(None)               # end of input: ffmpeg closes the parts it has
+            self._thread.join(timeout=30)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.harvest(limit=self.fed)
+            self._remove_tmp()
+            return
         self.proc.kill()
         try:
             self._q.put_nowait(None)
@@ -131,7 +215,8 @@ class SegmentEncoder:
             pass
         self._thread.join(timeout=5)
         self.proc.wait()
-        self.tmp.unlink(missing_ok=True)
+        self.harvest(limit=self.fed)
+        self._remove_tmp()
 
     def __enter__(self) -> SegmentEncoder:  # noqa: PYI034 (final class)
         return self

@@ -179,30 +179,58 @@ class _ShotPictures:
         return buf
 
 
-def _render_segment(seg: Segment, spec: EpisodeSpec, pics: _ShotPictures, out: Path,
-                    cancel: threading.Event) -> None:
+def _render_run(run: list[Segment], spec: EpisodeSpec, pics: _ShotPictures, path_of: dict[str, Path],
+                cancel: threading.Event, done: Callable[[Segment], None]) -> None:
+    """Consecutive segments through one encoder run (one file per segment)."""
     from tools.render.encode import SegmentEncoder
     from tools.render.motion import blend_transition
 
-    shots = (seg.shot - 1, seg.shot) if seg.kind == "transition" else (seg.shot,)
-    scratch = None
+    parts = [(path_of[s.key], s.frames) for s in run]
+    released: set[int] = set()
     try:
-        with SegmentEncoder(out, spec.width, spec.height, spec.fps, spec.preset, spec.crf) as enc:
-            for n in range(seg.start, seg.end):
-                if cancel.is_set():
-                    raise RenderCancelled(f"render stopped during {seg.label}")
-                if seg.kind == "shot":
-                    enc.write(pics.picture(seg.shot, n, enc.buffer()))
-                else:
-                    if scratch is None:
-                        scratch = (enc.buffer(), enc.buffer())
-                    p = (n - seg.start + 0.5) / seg.frames
-                    kind = spec.shots[seg.shot].transition_in
-                    a, b = pics.picture(seg.shot - 1, n, scratch[0]), pics.picture(seg.shot, n, scratch[1])
-                    enc.write(blend_transition(kind, a, b, p, spec.height, spec.width, enc.buffer()))
+        with SegmentEncoder(parts[0][0], spec.width, spec.height, spec.fps, spec.preset, spec.crf,
+                            parts=parts) as enc:
+            scratch = None
+            for k, seg in enumerate(run):
+                for n in range(seg.start, seg.end):
+                    if cancel.is_set():
+                        raise RenderCancelled(f"render stopped during {seg.label}")
+                    if seg.kind == "shot":
+                        enc.write(pics.picture(seg.shot, n, enc.buffer()))
+                    else:
+                        if scratch is None:
+                            scratch = (enc.buffer(), enc.buffer())
+                        p = (n - seg.start + 0.5) / seg.frames
+                        kind = spec.shots[seg.shot].transition_in
+                        a, b = pics.picture(seg.shot - 1, n, scratch[0]), pics.picture(seg.shot, n, scratch[1])
+                        enc.write(blend_transition(kind, a, b, p, spec.height, spec.width, enc.buffer()))
+                for i in ((seg.shot - 1, seg.shot) if seg.kind == "transition" else (seg.shot,)):
+                    pics.release(i)
+                released.add(k)
+                enc.part_fed()
+                enc.harvest(limit=enc.fed)
+                done(seg)
     finally:
-        for i in shots:
-            pics.release(i)
+        for k, seg in enumerate(run):
+            if k not in released:
+                for i in ((seg.shot - 1, seg.shot) if seg.kind == "transition" else (seg.shot,)):
+                    pics.release(i)
+
+
+def _runs(segs: list[Segment], todo: list[Segment], jobs: int) -> list[list[Segment]]:
+    """Group the segments to render into runs of neighbours (one encoder each); with several jobs,
+    long runs are cut so that the jobs have work to share."""
+    index = {s.key: i for i, s in enumerate(segs)}
+    runs: list[list[Segment]] = []
+    for seg in todo:
+        if runs and index[seg.key] == index[runs[-1][-1].key] + 1:
+            runs[-1].append(seg)
+        else:
+            runs.append([seg])
+    if jobs > 1:
+        size = max(1, -(-len(todo) // jobs))
+        runs = [run[i:i + size] for run in runs for i in range(0, len(run), size)]
+    return runs
 
 
 # --------------------------------------------------------------------------- cached side products
@@ -289,15 +317,22 @@ def render_episode(spec: EpisodeSpec, out_dir: Path, cache_dir: Path, *, progres
     pool = ThreadPoolExecutor(max_workers=(jobs or default_jobs()) + 1, thread_name_prefix="render")
     try:
         audio_job = pool.submit(make_audio)
-        futures = {pool.submit(_render_segment, s, spec, pics, path_of[s.key], cancel): s for s in todo}
-        done_frames, pending = 0, {audio_job, *futures}
+        done_frames = [0]
+        done_lock = threading.Lock()
+
+        def segment_done(seg: Segment) -> None:
+            with done_lock:
+                done_frames[0] += seg.frames
+                report(0.9 * done_frames[0] / total, f"rendered {seg.label}")
+
+        n_jobs = jobs or default_jobs()
+        futures = [pool.submit(_render_run, run, spec, pics, path_of, cancel, segment_done)
+                   for run in _runs(segs, todo, n_jobs)]
+        pending = {audio_job, *futures}
         while pending:          # a failure anywhere (bad music, ffmpeg) stops the render at once
             finished, pending = wait(pending, timeout=0.5, return_when=FIRST_EXCEPTION)
             for fut in finished:
                 fut.result()
-                if fut in futures:
-                    done_frames += futures[fut].frames
-                    report(0.9 * done_frames / total, f"rendered {futures[fut].label}")
         report(0.92, "joining segments")
         mp4 = out_dir / "episode.mp4"
         join_and_mux([path_of[s.key] for s in segs], audio_m4a, mp4, list_file)
