@@ -314,9 +314,20 @@ def render_episode(spec: EpisodeSpec, out_dir: Path, cache_dir: Path, *, progres
         mix_episode_audio(spec, audio_wav, ffmpeg)
         encode_audio(audio_wav, audio_m4a)
 
-    pool = ThreadPoolExecutor(max_workers=(jobs or default_jobs()) + 1, thread_name_prefix="render")
+    side_dir = cache_dir / f".side-{work_id}"
+
+    def make_side_products() -> tuple[Path, Path, Path, Path]:
+        """Captions, timeline and contact sheet, drawn while the frames encode; they replace the
+        previous ones only after the new episode.mp4 is in place."""
+        side_dir.mkdir(parents=True, exist_ok=True)
+        return (exports.write_srt(spec, side_dir / "episode.srt"), exports.write_vtt(spec, side_dir / "episode.vtt"),
+                exports.write_otio(spec, side_dir / "timeline.otio"),
+                _contact_sheet(spec, plan, cache_dir, side_dir / "contact_sheet.png"))
+
+    pool = ThreadPoolExecutor(max_workers=(jobs or default_jobs()) + 2, thread_name_prefix="render")
     try:
         audio_job = pool.submit(make_audio)
+        side_job = pool.submit(make_side_products)
         done_frames = [0]
         done_lock = threading.Lock()
 
@@ -337,9 +348,7 @@ def render_episode(spec: EpisodeSpec, out_dir: Path, cache_dir: Path, *, progres
         mp4 = out_dir / "episode.mp4"
         join_and_mux([path_of[s.key] for s in segs], audio_m4a, mp4, list_file)
         report(0.96, "writing subtitles, timeline and contact sheet")
-        srt, vtt = exports.write_srt(spec, out_dir / "episode.srt"), exports.write_vtt(spec, out_dir / "episode.vtt")
-        otio_path = exports.write_otio(spec, out_dir / "timeline.otio")
-        sheet = _contact_sheet(spec, plan, cache_dir, out_dir / "contact_sheet.png")
+        srt, vtt, otio_path, sheet = (p.replace(out_dir / p.name) for p in side_job.result())
     except BaseException:
         cancel.set()
         raise
@@ -347,6 +356,9 @@ def render_episode(spec: EpisodeSpec, out_dir: Path, cache_dir: Path, *, progres
         pool.shutdown(wait=True, cancel_futures=True)
         for p in (audio_wav, list_file):
             p.unlink(missing_ok=True)
+        import shutil
+
+        shutil.rmtree(side_dir, ignore_errors=True)
     report(1.0, "done")
     return RenderResult(mp4, srt, vtt, otio_path, sheet, total_frames(plan) / spec.fps,
                         tuple(s.label for s in todo), reused, timeline(spec))
