@@ -381,6 +381,13 @@ def _propose_audio(state: DirectorState, ctx: DirectorContext, task: Task, pendi
             pending["data"] = voices.propose_take(ctx, task, proposal_id=pending["proposal_id"],
                                                   attempt=pending["attempt"], overrides=task.get("overrides"))
             summary = f"{pending['data']['speaker']}: “{pending['data']['text'][:60]}” ({task.get('language')})"
+            if pending["data"]["engine"] == "espeak":
+                hint = "espeak-ng is a robotic last-resort voice."
+                if task.get("language") == "ja":
+                    from tools.backends.voice_kokoro import INSTALL_HINT
+
+                    hint += f" For a natural offline Japanese voice add Kokoro: {INSTALL_HINT}"
+                pending["warnings"] = [hint]
     except StoryreelError as exc:
         pending["failure"] = str(exc)
         summary = ""

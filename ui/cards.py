@@ -103,8 +103,6 @@ def card_markdown(request: dict[str, Any] | None) -> str:
                      f"{c.get('loudness_lufs')} LUFS · {_esc(d.get('engine'))} rate {d.get('rate')} pitch "
                      f"{d.get('pitch_semitones'):+} st\n\n**Edit** to adjust rate, pitch or the spoken text "
                      "(emphasis, respelling); **Redo** for a fresh take; or upload your own recording.")
-        if d.get("engine") == "espeak":
-            parts.append("*espeak-ng is a robotic last-resort voice.*")
     elif request.get("data") and request.get("kind") == "translation":
         d = request["data"]
         rows = "\n".join(f"{i}. {_esc(src)}\n    → **{_esc(dst)}**"
