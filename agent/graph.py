@@ -5,7 +5,7 @@ from typing import Any
 
 from langgraph.graph import START, StateGraph
 
-from agent import nodes
+from agent import chat, nodes
 from agent.context import DirectorContext
 from agent.state import DirectorState
 
@@ -19,6 +19,6 @@ def build_graph(checkpointer: Any) -> Any:
     graph.add_node("propose", nodes.propose)
     graph.add_node("review", nodes.review)
     graph.add_node("commit", nodes.commit)
-    graph.add_node("respond", nodes.respond)
+    graph.add_node("respond", chat.respond)
     graph.add_edge(START, "plan_next")
     return graph.compile(checkpointer=checkpointer)

@@ -7,8 +7,6 @@ Graph: plan_next -> propose -> review -> (commit -> plan_next | propose | respon
 from __future__ import annotations
 
 import difflib
-import html
-import re
 import uuid
 from typing import Any, Literal
 
@@ -20,7 +18,7 @@ from agent import prompts
 from agent.context import DirectorContext
 from agent.llm import generate_structured
 from agent.review import ReviewRequest, ask
-from agent import cut, storyboard, voices
+from agent import cut, media_proposals as media, storyboard, voices
 from agent.schemas import (
     PROPOSAL_MODELS, PROPOSAL_TITLES, beats_problems, proposal_model, scene_problems, shots_problems,
     validate_proposal,
@@ -30,17 +28,6 @@ from memory.bible import record_text
 from memory.canon import Canon, Record
 from memory.errors import LLMOutputError, StoryreelError
 
-# What the story bible index (chroma) holds: prose about the series, not image or audio files.
-BIBLE_KINDS = ("series", "style", "character", "location", "prop", "outline", "episode", "beats", "scene",
-               "shot", "voice", "glossary", "line")
-EDITABLE_KINDS = ("character", "location", "prop", "style", "series", "outline", "beats", "scene")
-QUESTION_START = re.compile(
-    r"^\s*(what|who|where|when|why|how|which|does|do|is|are|can|could|tell me|describe|list|show)\b",
-    re.IGNORECASE)
-ADD_REQUEST = re.compile(r"\b(add|new|another|create)\b.*\b(character|location|place|prop)\b", re.IGNORECASE)
-DUB_REQUEST = re.compile(r"\bdub\b.*?\binto\s+([A-Za-z]+)", re.IGNORECASE)
-PRONOUNCE_REQUEST = re.compile(r"\b(?:pronounce|say)\s+[\"“]?(.+?)[\"”]?\s+as\s+[\"“]?(.+?)[\"”]?\s*$",
-                               re.IGNORECASE)
 MAX_ATTEMPTS = 12   # proposals for one task (rejections + redos) before the agent asks for direction
 
 
@@ -246,11 +233,11 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
                         "warnings": [], "retrieved": [], "attempt": attempt, "seed": seed}
     cast, places = _names(ctx.canon, "character"), _names(ctx.canon, "location")
     if kind in storyboard.VISUAL_KINDS:
-        return _propose_visual(state, ctx, task, pending)
+        return media.propose_visual(state, ctx, task, pending)
     if kind in voices.AUDIO_KINDS:
-        return _propose_audio(state, ctx, task, pending)
+        return media.propose_audio(state, ctx, task, pending)
     if kind == "translation":
-        return _propose_translation(state, ctx, task, pending)
+        return media.propose_translation(state, ctx, task, pending)
     if kind == "motion":
         try:
             data = cut.propose_motion(ctx.canon, task["scene_id"], list(state.get("notes") or []))
@@ -259,7 +246,7 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
             pending["data"] = validate_proposal("motion", data)
         except StoryreelError as exc:
             pending["failure"] = str(exc)
-        return _finish_proposal(state, ctx, task, pending, f"{task['scene_id']}, "
+        return media.finish_proposal(state, ctx, task, pending, f"{task['scene_id']}, "
                                 f"{len((pending['data'] or {}).get('shots', []))} shots with a preview")
     try:
         ids, texts = _retrieve(ctx, task, state.get("premise", ""))
@@ -289,7 +276,7 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
             data = result.model_dump()
         except LLMOutputError as exc:
             # Valid JSON that only broke a canon rule is fixable; anything else is a failure card.
-            data = _parse_lenient(PROPOSAL_MODELS[kind], exc)
+            data = media.parse_lenient(PROPOSAL_MODELS[kind], exc)
             if data is None:
                 raise
         if kind == "beats":
@@ -299,7 +286,7 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
         if kind == "shots":
             data["scene_id"], data["_n_lines"] = task["scene_id"], len(scene_data.get("lines", []))
             data["_want_shots"] = ctx.targets.shots
-        data = _unescape(data)
+        data = media.unescape(data)
         pending["warnings"] = [f"auto-fixed: {f}" for f in _shape_fix(kind, data, cast, places)]
         pending["data"] = validate_proposal(kind, data)
     except StoryreelError as exc:
@@ -316,136 +303,6 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
             f"{pending['failure']}. Press Redo to try again, or edit the fields yourself.")
     return Command(goto="review", update={"pending": pending, "review_error": None,
                                           "messages": [{"role": "assistant", "content": text}]})
-
-
-def _propose_visual(state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending
-                    ) -> Command[Literal["review"]]:
-    """Paint N candidates for a reference sheet, a background or a panel."""
-    kind = task["kind"]
-    try:
-        pending["data"] = storyboard.paint_candidates(
-            ctx, task, proposal_id=pending["proposal_id"], attempt=pending["attempt"],
-            notes=list(state.get("notes") or []))
-        if pending["data"]["animatic"]:
-            pending["warnings"] = ["Animatic sketches from the offline renderer; configure a diffusers "
-                                   "checkpoint ([painter] in project.toml) for finished anime panels."]
-    except StoryreelError as exc:
-        pending["failure"] = str(exc)
-    data = pending["data"] or {}
-    ctx.ledger.append(actor="assistant", action="propose" if not pending["failure"] else "propose-failed",
-                      record_id=task.get("subject"), kind=kind,
-                      inputs={"proposal_id": pending["proposal_id"], "task": task,
-                              "notes": state.get("notes") or [],
-                              "seeds": [c["seed"] for c in data.get("candidates", [])]},
-                      note=pending["failure"] or f"{len(data.get('candidates', []))} candidates")
-    title = PROPOSAL_TITLES.get(kind, kind)
-    name = data.get("subject_name", task.get("subject"))
-    text = (f"Proposal: {title} — {name}, {len(data.get('candidates', []))} candidates. Pick one on the card."
-            if not pending["failure"] else
-            f"I could not draw the {title.lower()} for {task.get('subject')}: {pending['failure']}. "
-            "Press Redo to try again, or upload your own image.")
-    return Command(goto="review", update={"pending": pending, "review_error": None,
-                                          "messages": [{"role": "assistant", "content": text}]})
-
-
-def _finish_proposal(state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending,
-                     summary: str) -> Command[Literal["review"]]:
-    kind = task["kind"]
-    data = pending["data"] or {}
-    ctx.ledger.append(actor="assistant", action="propose" if not pending["failure"] else "propose-failed",
-                      record_id=task.get("subject") or task.get("scene_id"), kind=kind,
-                      inputs={"proposal_id": pending["proposal_id"], "task": task,
-                              "notes": state.get("notes") or [], "data": data},
-                      note=pending["failure"] or summary)
-    title = PROPOSAL_TITLES.get(kind, kind)
-    text = (f"Proposal: {title} — {summary}. Review it on the card." if not pending["failure"] else
-            f"I could not make the {title.lower()}: {pending['failure']}. Press Redo to try again"
-            + (", or upload your own recording." if kind == "take" else "."))
-    return Command(goto="review", update={"pending": pending, "review_error": None,
-                                          "messages": [{"role": "assistant", "content": text}]})
-
-
-def _propose_audio(state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending
-                   ) -> Command[Literal["review"]]:
-    """A casting with an audition, or a take of one line, synthesised with the character's voice."""
-    try:
-        if task["kind"] == "casting":
-            pending["data"] = voices.propose_casting(ctx, task, proposal_id=pending["proposal_id"],
-                                                     notes=list(state.get("notes") or []),
-                                                     overrides=task.get("overrides"))
-            if pending["data"]["engine"] == "espeak":
-                pending["warnings"] = ["espeak-ng is a robotic last-resort voice."]
-            summary = (f"{pending['data']['subject_name']}: {pending['data']['engine']}, rate "
-                       f"{pending['data']['rate']}, pitch {pending['data']['pitch_semitones']:+} st")
-        else:
-            pending["data"] = voices.propose_take(ctx, task, proposal_id=pending["proposal_id"],
-                                                  attempt=pending["attempt"], overrides=task.get("overrides"))
-            summary = f"{pending['data']['speaker']}: “{pending['data']['text'][:60]}” ({task.get('language')})"
-            if pending["data"]["engine"] == "espeak":
-                hint = "espeak-ng is a robotic last-resort voice."
-                if task.get("language") == "ja":
-                    from tools.backends.voice_kokoro import INSTALL_HINT
-
-                    hint += f" For a natural offline Japanese voice add Kokoro: {INSTALL_HINT}"
-                pending["warnings"] = [hint]
-    except StoryreelError as exc:
-        pending["failure"] = str(exc)
-        summary = ""
-    return _finish_proposal(state, ctx, task, pending, summary)
-
-
-def _propose_translation(state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending
-                         ) -> Command[Literal["review"]]:
-    """The scene's lines in the dub language, keeping the glossary, flagged when much longer."""
-    scene = ctx.canon.get(task["scene_id"])
-    language = task["language"]
-    source = [str(ln.get("line", "")) for ln in scene.data.get("lines", [])]
-    model = voices.translation_model(len(source))
-    messages = voices.translation_messages(ctx.canon, scene, language)
-    notes = list(state.get("notes") or [])
-    if notes:
-        messages[-1]["content"] += "\nThe director's notes: " + " | ".join(notes[-3:])
-
-    def check(p: Any) -> list[str]:
-        return voices.glossary_problems(source, p.lines, language, ctx.canon)
-    try:
-        try:
-            lines = generate_structured(ctx.llm, messages, model, retries=ctx.repair_retries, check=check,
-                                        seed=pending["seed"]).lines
-        except LLMOutputError as exc:
-            parsed = _parse_lenient(model, exc)
-            if parsed is None:
-                raise
-            lines = parsed["lines"]
-        pending["data"] = {"scene_id": scene.id, "language": language, "source": source, "lines": lines}
-        pending["warnings"] = (voices.glossary_problems(source, lines, language, ctx.canon)
-                               + voices.length_warnings(source, lines, language))
-        pending["retrieved"] = [scene.id, "glossary"]
-    except StoryreelError as exc:
-        pending["failure"] = str(exc)
-    return _finish_proposal(state, ctx, task, pending, f"{scene.id} in {language}")
-
-
-def _unescape(value: Any) -> Any:
-    """Small models sometimes write HTML entities (&#39;); the bible wants the characters."""
-    if isinstance(value, str):
-        return html.unescape(value)
-    if isinstance(value, list):
-        return [_unescape(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _unescape(v) for k, v in value.items()}
-    return value
-
-
-def _parse_lenient(model: Any, exc: LLMOutputError) -> dict[str, Any] | None:
-    raw = getattr(exc, "raw", "") or ""
-    start = raw.find("{")
-    if start < 0:
-        return None
-    try:
-        return model.model_validate_json(raw[start:raw.rfind("}") + 1]).model_dump()
-    except (ValidationError, ValueError):
-        return None
 
 
 # ----------------------------------------------------------------------------- reviewing
@@ -624,92 +481,3 @@ def commit(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[L
         "messages": [{"role": "assistant", "content": f"{verb}{who}: {names}. It is canon now."}]})
 
 
-# ----------------------------------------------------------------------------- chatting
-
-
-def _find_target(ctx: DirectorContext, text: str) -> Record | None:
-    """The canon record a change request is about: a name mentioned in it, else the best bible hit."""
-    lowered = text.casefold()
-    best: Record | None = None
-    for rec in ctx.canon.list():
-        name = str(rec.data.get("name") or rec.data.get("title") or "")
-        if rec.kind in EDITABLE_KINDS and name and re.search(rf"\b{re.escape(name.casefold())}\b", lowered):
-            if best is None or len(name) > len(str(best.data.get("name") or best.data.get("title"))):
-                best = rec
-    if best is None and re.search(r"\b(palette|style|tone|colou?rs?|logline|art)\b", lowered):
-        best = ctx.canon.live("style")
-    return best
-
-
-def respond(state: DirectorState, runtime: Runtime[DirectorContext]
-            ) -> Command[Literal["review", "wait_input", "propose", "plan_next"]]:
-    """Answer a question from the bible, or turn a change request into a proposal."""
-    ctx = runtime.context
-    text = (state.get("reply") or "").strip()
-    pending = state.get("pending")
-    back = "review" if pending else "wait_input"
-    if text.endswith("?") or QUESTION_START.match(text):
-        hits = ctx.bible.search(text, kinds=[k for k in BIBLE_KINDS if k not in ("shot", "line")], k=4)
-        texts = [h.text for h in hits]
-        try:
-            answer = ctx.llm.complete(prompts.answer_messages(text, texts), temperature=0.2,
-                                      max_tokens=160).strip()
-        except StoryreelError as exc:
-            answer = f"(I could not ask the model: {exc})"
-        if hits:
-            answer += "\n\nFrom the bible: " + " · ".join(t[:200] for t in texts[:2])
-        return Command(goto=back, update={"reply": None,
-                                          "messages": [{"role": "assistant", "content": answer}]})
-    dub = DUB_REQUEST.search(text)
-    say = PRONOUNCE_REQUEST.search(text)
-    if dub or say:
-        try:
-            if dub:
-                code = voices.language_code(dub.group(1))
-                langs = voices.dub_languages(ctx.canon)
-                rec = ctx.canon.upsert("glossary", {"languages": sorted({*langs, code})}, actor="human",
-                                       record_id="dub-languages", note=f"dub into {code}")
-                reply = (f"Dubbing episode 1 into {voices.LANGUAGE_NAMES.get(code, code)}: I'll propose the "
-                         "translations scene by scene, then takes in each character's voice.")
-            else:
-                entries, _ = voices.lexicon(ctx.canon)
-                entries[say.group(1).strip()] = say.group(2).strip()
-                rec = ctx.canon.upsert("glossary", {"entries": entries}, actor="human", record_id="lexicon",
-                                       note=f"pronounce {say.group(1)!r} as {say.group(2)!r}")
-                reply = f"Noted: “{say.group(1)}” is said “{say.group(2)}” in every take from now on."
-        except StoryreelError as exc:
-            return Command(goto=back, update={"reply": None, "messages": [{"role": "assistant", "content": str(exc)}]})
-        ctx.bible.index(rec)
-        ctx.ledger.append(actor="human", action="edit", record_id=rec.id, kind=rec.kind, rev=rec.rev,
-                          inputs={"request": text}, note=text[:120])
-        stash = list(state.get("stash") or [])
-        if pending and state.get("task"):
-            stash.append(state["task"])
-        return Command(goto="plan_next", update={"reply": None, "stash": stash,
-                                                 "messages": [{"role": "assistant", "content": reply}]})
-    add = ADD_REQUEST.search(text)
-    if add:
-        kind = {"place": "location"}.get(add.group(2).lower(), add.group(2).lower())
-        task: Task = {"kind": kind, "target_id": None, "request": text}
-    else:
-        target = _find_target(ctx, text)
-        if target is None or (pending and pending.get("data") and
-                              str(pending["data"].get("name", "")).casefold()
-                              == str(target.data.get("name", "")).casefold() and not pending.get("target_id")):
-            if pending:  # a change to the draft on the card: a note for the next take
-                return Command(goto="propose", update={
-                    "reply": None, "notes": [*(state.get("notes") or []), text],
-                    "rejected": [*(state.get("rejected") or []),
-                                 prompts.summarise(pending.get("kind", ""), pending.get("data"))]})
-            return Command(goto="wait_input", update={"reply": None, "messages": [{
-                "role": "assistant", "content": "I couldn't tell which record to change. Name the "
-                "character, location or prop (for example: \"make Ren older\")."}]})
-        kind = "series" if target.kind in ("style", "series") else target.kind
-        task = {"kind": kind, "target_id": target.id, "request": text}
-        if kind in ("beats", "scene"):
-            task.update(episode=target.data.get("episode", 1), number=target.data.get("number", 1))
-    stash = list(state.get("stash") or [])
-    if pending and state.get("task"):
-        stash.append(state["task"])  # come back to the interrupted proposal afterwards
-    return Command(goto="propose", update={"reply": None, "task": task, "stash": stash, "notes": [],
-                                           "rejected": [], "pending": None})
