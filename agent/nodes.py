@@ -1,8 +1,10 @@
-"""The director's steps. Costly work (retrieval, the LLM) happens only in `propose` and `respond`;
-`review` and `wait_input` only read state, ask, and route.
+"""The director's steps. Costly work (retrieval, the LLM, painting, voicing) happens only in
+`propose` (with `agent.media_proposals`) and `respond` (`agent.chat`); `review` and `wait_input`
+only read state, ask, and route.
 
 Graph: plan_next -> propose -> review -> (commit -> plan_next | propose | respond | review)
-       plan_next -> wait_input -> (plan_next | respond);  respond -> (review | wait_input | propose)
+       plan_next -> wait_input -> (plan_next | respond | propose)
+       respond -> (review | wait_input | propose | plan_next)
 """
 from __future__ import annotations
 
