@@ -1,4 +1,4 @@
-"""The real studio process driven by Playwright in Debian's Chromium (never `playwright install`).
+"""The real studio process driven by Playwright in Debian's Chromium (no browser download).
 
 The LLM is a scripted OpenAI-compatible server on loopback, so the browser flow is deterministic;
 everything else (gradio, session, chroma, sqlite, ledger, checkpointer) is the shipped code.
@@ -62,6 +62,25 @@ def browser():
         b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield b
         b.close()
+
+
+def prepared_project(tmp_path: Path, until: str | None, **session_kwargs):
+    """A project advanced in-process (scripted model, animatic painter) until the card shows
+    `until` (None: until nothing is left to decide); the studio under test then opens it."""
+    from agent.context import Targets
+    from memory.project import create_project
+    from tests.fakes import ScriptedChatModel
+    from tools.backends.animatic import AnimaticPainter
+    from ui.session import DirectorSession
+
+    project = create_project(tmp_path, "Fox Rain")
+    kwargs = {"painter": AnimaticPainter(), "targets": Targets(), **session_kwargs}
+    with DirectorSession(project, ScriptedChatModel(), **kwargs) as s:
+        s.start()
+        view = s.send("A shrine maiden hears rain spirits.")
+        while view.awaiting_decision and view.pending["kind"] != until:
+            view = s.decide({"type": "accept"})
+    return project
 
 
 def field(page, elem_id: str):
@@ -141,20 +160,10 @@ def test_port_taken_gives_a_clear_error(tmp_path):
 
 
 def test_accept_shot_plan_pick_panel_candidate_see_it_in_storyboard(browser, tmp_path):
-    from agent.context import Targets
-    from memory.canon import Canon
     from agent.storyboard import _seed
-    from memory.project import create_project
-    from tests.fakes import ScriptedChatModel
-    from tools.backends.animatic import AnimaticPainter
-    from ui.session import DirectorSession
+    from memory.canon import Canon
 
-    project = create_project(tmp_path, "Fox Rain")
-    with DirectorSession(project, ScriptedChatModel(), painter=AnimaticPainter(), targets=Targets()) as s:
-        s.start()
-        view = s.send("A shrine maiden hears rain spirits.")
-        while view.pending["kind"] != "shots":
-            view = s.decide({"type": "accept"})
+    project = prepared_project(tmp_path, "shots")
     port = free_port()
     with FakeOpenAIServer() as llm:
         proc = start_studio(tmp_path, port, llm.url, "fox-rain")
@@ -190,21 +199,10 @@ def test_accept_shot_plan_pick_panel_candidate_see_it_in_storyboard(browser, tmp
 
 
 def test_play_a_take_on_the_review_card_and_accept_it(browser, tmp_path):
-    from agent.context import Targets
     from agent.voices import VoiceBackends
     from memory.canon import Canon
-    from memory.project import create_project
-    from tests.fakes import ScriptedChatModel
-    from tools.backends.animatic import AnimaticPainter
-    from ui.session import DirectorSession
 
-    project = create_project(tmp_path, "Fox Rain")
-    with DirectorSession(project, ScriptedChatModel(), painter=AnimaticPainter(), voices=VoiceBackends(),
-                         targets=Targets()) as s:
-        s.start()
-        view = s.send("A shrine maiden hears rain spirits.")
-        while view.pending["kind"] != "take":
-            view = s.decide({"type": "accept"})
+    project = prepared_project(tmp_path, "take", voices=VoiceBackends())
     port = free_port()
     with FakeOpenAIServer() as llm:
         proc = start_studio(tmp_path, port, llm.url, "fox-rain")
@@ -233,19 +231,10 @@ def test_play_a_take_on_the_review_card_and_accept_it(browser, tmp_path):
 def test_episode_tab_renders_in_the_background_with_progress_and_a_player(browser, tmp_path):
     from agent.context import Targets
     from agent.voices import VoiceBackends
-    from memory.project import create_project, update_project_settings
-    from tests.fakes import ScriptedChatModel
-    from tools.backends.animatic import AnimaticPainter
-    from ui.session import DirectorSession
+    from memory.project import update_project_settings
 
-    project = create_project(tmp_path, "Fox Rain")
-    with DirectorSession(project, ScriptedChatModel(), painter=AnimaticPainter(), voices=VoiceBackends(),
-                         targets=Targets(characters=2, locations=1, props=0, episodes=1, scenes=1),
-                         candidates=1) as s:
-        s.start()
-        view = s.send("A shrine maiden hears rain spirits.")
-        while view.awaiting_decision:
-            view = s.decide({"type": "accept"})
+    project = prepared_project(tmp_path, None, voices=VoiceBackends(), candidates=1,
+                               targets=Targets(characters=2, locations=1, props=0, episodes=1, scenes=1))
     update_project_settings(project, "painter", {"candidates": 1})
     port = free_port()
     with FakeOpenAIServer() as llm:
