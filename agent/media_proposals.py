@@ -75,6 +75,8 @@ def propose_audio(state: DirectorState, ctx: DirectorContext, task: Task, pendin
                                                      overrides=task.get("overrides"))
             if pending["data"]["engine"] == "espeak":
                 pending["warnings"] = ["espeak-ng is a robotic last-resort voice."]
+            pending["warnings"] = [*(pending.get("warnings") or []),
+                                   *voices.casting_clashes(ctx.canon, pending["data"])]
             summary = (f"{pending['data']['subject_name']}: {pending['data']['engine']}, rate "
                        f"{pending['data']['rate']}, pitch {pending['data']['pitch_semitones']:+} st")
         else:

@@ -195,6 +195,17 @@ def synthesize(ctx: DirectorContext, profile: VoiceProfile, text: str, emotion: 
     return info
 
 
+def casting_clashes(canon: Canon, data: dict[str, Any]) -> list[str]:
+    """Other characters whose voice this casting would (almost) duplicate: the card says so, and
+    accepting anyway is the director insisting."""
+    from tools.casting import profiles_too_close
+
+    mine = _profile(data)
+    return [f"sounds like {r.data.get('name', r.id)}'s voice (pitch/rate too close); accept only if you "
+            "want them alike" for r in canon.list("voice")
+            if r.id != voice_id(data.get("subject", "")) and profiles_too_close(mine, _profile(r.data))]
+
+
 # ----------------------------------------------------------------------------- takes
 
 

@@ -261,3 +261,21 @@ def test_episode_tab_renders_in_the_background_with_progress_and_a_player(browse
             proc.terminate()
             proc.wait(20)
     assert (project.root / "renders" / "ep01" / "episode.mp4").exists()
+
+
+def test_studio_without_a_project_reopens_the_latest(browser, tmp_path):
+    from memory.project import create_project
+
+    create_project(tmp_path, "Fox Rain")
+    port = free_port()
+    with FakeOpenAIServer() as llm:
+        proc = start_studio(tmp_path, port, llm.url)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.set_default_timeout(30_000)
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator("#header").get_by_text("Storyreel · Fox Rain").wait_for()
+            page.locator("#card").get_by_text("Waiting for you").wait_for()
+        finally:
+            proc.terminate()
+            proc.wait(20)

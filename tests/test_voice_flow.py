@@ -57,6 +57,17 @@ def test_casting_auditions_distinct_voices_and_accepts_them(session):
     assert not profiles_too_close(prof(aiko), prof(ren))
 
 
+def test_a_casting_edited_to_copy_another_voice_is_flagged(session):
+    session.decide({"type": "accept"})                                   # Aiko cast
+    aiko = session.canon.get("voice-character-aiko").data
+    card = session.view().pending
+    same = {**card["data"], **{k: aiko[k] for k in ("engine", "voice", "rate", "pitch_semitones", "noise")}}
+    view = session.decide({"type": "edit", "data": same})               # the director makes Ren sound like Aiko
+    assert any("sounds like Aiko" in w for w in view.pending["warnings"])
+    session.decide({"type": "accept"})                                   # and insists
+    assert session.canon.get("voice-character-ren").data["pitch_semitones"] == aiko["pitch_semitones"]
+
+
 def test_casting_reject_with_note_and_adjust(session):
     first = session.view().pending["data"]
     view = session.decide({"type": "reject", "note": "deeper please"})

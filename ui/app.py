@@ -63,6 +63,23 @@ class Studio:
         project = create_project(self.settings.projects_dir, name)
         self.open(str(project.root))
 
+    def open_latest(self) -> None:
+        """`storyreel studio` with no project: reopen the one touched last (if it is free)."""
+        from memory.project import list_projects
+
+        if not self.settings.projects_dir.exists():
+            return
+        projects = list_projects(self.settings.projects_dir)
+        if not projects:
+            return
+        latest = max(projects, key=lambda p: max((f.stat().st_mtime for f in (p.root / "ledger.jsonl",
+                                                                               p.root / "project.toml")
+                                                  if f.exists()), default=0.0))
+        try:
+            self.open(str(latest.root))
+        except StoryreelError:
+            pass  # locked or broken: the studio starts with the picker instead
+
     def projects(self) -> list[str]:
         from memory.project import list_projects
 
@@ -479,6 +496,8 @@ def run_studio(settings: Settings) -> int:
     try:
         if project is not None:
             studio.open(str(project.root))
+        else:
+            studio.open_latest()
         app = build_app(studio)
         import gradio as gr
 

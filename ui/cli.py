@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     new.add_argument("name", help='series name, e.g. "Fox Rain" (becomes the folder fox-rain)')
 
     studio = sub.add_parser("studio", help="open the director studio in the browser")
-    studio.add_argument("project", nargs="?", help="project name or folder (default: pick in the studio)")
+    studio.add_argument("project", nargs="?",
+                        help="project name or folder (default: the one used last; others in the studio)")
     studio.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
     studio.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     _llm_args(studio)
