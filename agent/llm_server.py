@@ -153,7 +153,7 @@ class EmbeddedLLMServer:
                 env=env,
                 close_fds=True,
                 start_new_session=False,
-                preexec_fn=_die_with_parent_preexec(),
+                preexec_fn=_die_with_parent_hook(),
             )
             atexit.register(self.stop)
             try:
@@ -371,19 +371,19 @@ def _first_model_id(body: bytes) -> str | None:
         return None
 
 
-def _die_with_parent_preexec() -> Any:
+def _die_with_parent_hook() -> Any:
     """A preexec_fn asking Linux to SIGTERM the child when its parent dies (None elsewhere)."""
     if not sys.platform.startswith("linux"):
         return None
     libc = ctypes.CDLL(None, use_errno=True)  # resolved before fork: the child only makes the call
     parent_pid = os.getpid()
 
-    def preexec() -> None:
+    def on_child_start() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
 
-    return preexec
+    return on_child_start
 
 
 _SpawnRequest = tuple[concurrent.futures.Future[Any], list[str], dict[str, Any]]

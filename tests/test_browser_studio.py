@@ -83,6 +83,13 @@ def prepared_project(tmp_path: Path, until: str | None, **session_kwargs):
     return project
 
 
+def open_studio(browser, port: int, *, height: int = 1100, timeout_s: int = 30):
+    page = browser.new_page(viewport={"width": 1500, "height": height})
+    page.set_default_timeout(timeout_s * 1000)
+    page.goto(f"http://127.0.0.1:{port}/")
+    return page
+
+
 def field(page, elem_id: str):
     return page.locator(f"#{elem_id}").locator("textarea, input").first
 
@@ -92,9 +99,7 @@ def test_create_propose_accept_reload_and_restart(browser, tmp_path):
     with FakeOpenAIServer() as llm:
         proc = start_studio(tmp_path, port, llm.url)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(30_000)
-            page.goto(f"http://127.0.0.1:{port}/")
+            page = open_studio(browser, port, height=1100, timeout_s=30)
             field(page, "new-project-name").fill("Fox Rain")
             page.click("#new-project")
             page.locator("#header").get_by_text("Storyreel · Fox Rain").wait_for()
@@ -136,9 +141,7 @@ def test_create_propose_accept_reload_and_restart(browser, tmp_path):
 
         proc = start_studio(tmp_path, port, llm.url, "fox-rain")
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(30_000)
-            page.goto(f"http://127.0.0.1:{port}/")
+            page = open_studio(browser, port, height=1100, timeout_s=30)
             page.locator("#card").get_by_text("take 2").wait_for()  # the pending proposal survived
             assert "anime cel shading" in page.locator("#bible").inner_text()
             assert "A shrine maiden hears rain spirits" in page.locator("#chat").inner_text()
@@ -168,9 +171,7 @@ def test_accept_shot_plan_pick_panel_candidate_see_it_in_storyboard(browser, tmp
     with FakeOpenAIServer() as llm:
         proc = start_studio(tmp_path, port, llm.url, "fox-rain")
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1200})
-            page.set_default_timeout(30_000)
-            page.goto(f"http://127.0.0.1:{port}/")
+            page = open_studio(browser, port, height=1200, timeout_s=30)
             page.locator("#card").get_by_text("Shot plan").wait_for()
             page.click("#accept")
             page.locator("#card").get_by_text("Panel take 1").wait_for()
@@ -207,9 +208,7 @@ def test_play_a_take_on_the_review_card_and_accept_it(browser, tmp_path):
     with FakeOpenAIServer() as llm:
         proc = start_studio(tmp_path, port, llm.url, "fox-rain")
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1200})
-            page.set_default_timeout(30_000)
-            page.goto(f"http://127.0.0.1:{port}/")
+            page = open_studio(browser, port, height=1200, timeout_s=30)
             page.locator("#card").get_by_text("Line take").wait_for()
             audio = page.locator("#take-audio audio").first
             audio.wait_for(state="attached")
@@ -240,9 +239,7 @@ def test_episode_tab_renders_in_the_background_with_progress_and_a_player(browse
     with FakeOpenAIServer() as llm:
         proc = start_studio(tmp_path, port, llm.url, "fox-rain")
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1300})
-            page.set_default_timeout(60_000)
-            page.goto(f"http://127.0.0.1:{port}/")
+            page = open_studio(browser, port, height=1300, timeout_s=60)
             page.get_by_role("tab", name="Episode").click()
             page.locator("#timeline-strip").get_by_text("s3").wait_for()
             page.click("#render")
@@ -271,9 +268,7 @@ def test_studio_without_a_project_reopens_the_latest(browser, tmp_path):
     with FakeOpenAIServer() as llm:
         proc = start_studio(tmp_path, port, llm.url)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.set_default_timeout(30_000)
-            page.goto(f"http://127.0.0.1:{port}/")
+            page = open_studio(browser, port, height=1100, timeout_s=30)
             page.locator("#header").get_by_text("Storyreel · Fox Rain").wait_for()
             page.locator("#card").get_by_text("Waiting for you").wait_for()
         finally:

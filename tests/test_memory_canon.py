@@ -1,4 +1,4 @@
-"""Canon records with revisions, and the chat transcript stored beside them."""
+"""Canon records with revisions."""
 from __future__ import annotations
 
 import sqlite3
@@ -9,7 +9,6 @@ import pytest
 
 from memory.canon import KINDS, Canon, Record
 from memory.errors import InputError, ProjectError, RecordNotFoundError
-from memory.transcript import Transcript
 
 
 @pytest.fixture
@@ -201,45 +200,3 @@ def test_corrupt_database_is_a_project_error(tmp_path: Path) -> None:
 def test_record_name_property() -> None:
     rec = Record(id="shot-1", kind="shot", rev=1, data={}, created_at="", actor="auto")
     assert rec.name == "shot-1"
-
-
-# --- transcript ----------------------------------------------------------------------------------
-
-
-def test_transcript_append_list_and_reopen(tmp_path: Path) -> None:
-    path = tmp_path / "canon.sqlite"
-    canon = Canon(path)
-    chat = Transcript(path)
-    first = chat.append("user", "Make Aiko braver", {"proposal": None})
-    second = chat.append("assistant", "Here is a new beat.", {"proposal": "beats-1"})
-    third = chat.append("system", "狐の雨 opened")
-    assert first < second < third
-    chat.close()
-    reopened = Transcript(path)
-    items = reopened.list()
-    assert [m["role"] for m in items] == ["user", "assistant", "system"]
-    assert items[1] == {
-        "id": second, "role": "assistant", "text": "Here is a new beat.",
-        "meta": {"proposal": "beats-1"}, "time": items[1]["time"],
-    }
-    assert items[2]["meta"] == {} and items[2]["text"] == "狐の雨 opened"
-    assert [m["id"] for m in reopened.list(limit=2)] == [second, third]
-    assert reopened.list(limit=0) == []
-    # the chat table lives in the same file as canon, without disturbing it
-    assert canon.list() == []
-    reopened.close()
-    canon.close()
-
-
-def test_transcript_rejects_bad_input(tmp_path: Path) -> None:
-    chat = Transcript(tmp_path / "canon.sqlite")
-    with pytest.raises(InputError, match="'director'"):
-        chat.append("director", "hi")
-    with pytest.raises(InputError, match="string"):
-        chat.append("user", None)  # type: ignore[arg-type]
-    with pytest.raises(InputError, match="chat meta"):
-        chat.append("user", "hi", {"when": object()})
-    with pytest.raises(InputError, match="limit"):
-        chat.list(limit=-1)
-    assert chat.list() == []
-    chat.close()
