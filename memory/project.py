@@ -269,8 +269,15 @@ def dump_settings(settings: dict) -> str:
     return text
 
 
-def create_project(parent: Path, name: str) -> Project:
-    """Create parent/<slug> with project.toml and the standard folders."""
+#: How much the writers' room plans before it waits for the director, written into project.toml's
+#: [targets] at creation (editable there) so the studio, the chat and `make` plan the same series.
+#: `shots` (shots per scene plan) is absent: the plan decides, unless `make --shots N` set it.
+DEFAULT_TARGETS: dict[str, int] = {"characters": 2, "locations": 2, "props": 1, "episodes": 5, "scenes": 3}
+
+
+def create_project(parent: Path, name: str, *, targets: dict | None = None) -> Project:
+    """Create parent/<slug> with project.toml (its [targets]: `targets`, else DEFAULT_TARGETS) and the
+    standard folders."""
     slug = slugify_project_name(name)
     parent = Path(parent).expanduser()
     root = parent / slug
@@ -289,7 +296,8 @@ def create_project(parent: Path, name: str) -> Project:
     except OSError as exc:
         raise ProjectError(f"cannot create project folder {root}: {exc.strerror}; check the parent "
                            "folder exists and is writable") from exc
-    settings = {"schema_version": SCHEMA_VERSION, "name": name.strip(), "created": _now_iso(), "llm": {}}
+    settings = {"schema_version": SCHEMA_VERSION, "name": name.strip(), "created": _now_iso(), "llm": {},
+                "targets": dict(DEFAULT_TARGETS if targets is None else targets)}
     atomic_write_text(root / SETTINGS_FILE, dump_settings(settings))
     return Project(root=root.resolve(), name=settings["name"], settings=settings)
 

@@ -211,3 +211,32 @@ def test_reopen_restores_the_embedding_function(store, tmp_path: Path) -> None:
         assert result["ids"][0] == [records["aiko"].id]
     finally:
         client.close()
+
+
+def test_sync_indexes_what_canon_has_and_the_index_lacks(store, tmp_path: Path) -> None:
+    canon, bible, records = store
+    assert bible.sync(canon) == 0                                  # up to date: nothing embedded
+    assert bible.missing(canon) == ([], [], [])
+    aiko = canon.revise(records["aiko"].id, {**AIKO, "look": "a green kimono"}, actor="human")
+    kaito = canon.create("character", {"name": "Kaito", "role": "ferryman"}, actor="human")
+    canon.delete(records["umbrella"].id, actor="human")
+    canon.create("take", {"path": "assets/audio/x.wav"}, actor="human")   # media: never indexed
+    assert bible.missing(canon) == ([kaito.id], [aiko.id], [records["umbrella"].id])
+    assert bible.sync(canon) == 2
+    assert bible.missing(canon) == ([], [], [])
+    hit = bible.search("who wears a green kimono", kinds=["character"], k=1)[0]
+    assert hit.record_id == aiko.id and "green kimono" in hit.text
+    assert bible.count() == 5
+
+
+def test_sync_refills_a_deleted_index_and_stops_when_asked(store, tmp_path: Path) -> None:
+    import threading
+
+    canon, bible, _ = store
+    bible.close()
+    shutil.rmtree(tmp_path / "bible" / "chroma")
+    with Bible(tmp_path / "bible" / "chroma") as fresh:
+        stop = threading.Event()
+        stop.set()
+        assert fresh.sync(canon, stop=stop) == 0 and fresh.count() == 0
+        assert fresh.sync(canon) == 5 and fresh.count() == 5

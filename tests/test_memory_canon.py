@@ -200,3 +200,108 @@ def test_corrupt_database_is_a_project_error(tmp_path: Path) -> None:
 def test_record_name_property() -> None:
     rec = Record(id="shot-1", kind="shot", rev=1, data={}, created_at="", actor="auto")
     assert rec.name == "shot-1"
+
+
+# --- one transaction per accepted proposal ----------------------------------------------------
+
+
+def _write_aiko_and_episode(canon: Canon, calls: list[int]) -> list[Record]:
+    calls.append(1)
+    return [canon.upsert("character", AIKO, actor="human", record_id=None, note="proposal p1"),
+            canon.upsert("episode", {"n": 1}, actor="human", record_id="episode-1", note="proposal p1")]
+
+
+def test_commit_proposal_writes_once_and_returns_the_stored_records(canon: Canon) -> None:
+    calls: list[int] = []
+    first, wrote = canon.commit_proposal("p1", lambda: _write_aiko_and_episode(canon, calls),
+                                         kind="character", actor="human", action="accept",
+                                         note="proposal p1", inputs={"retrieved": ["series"]})
+    assert wrote and [(r.id, r.rev) for r in first] == [("character-aiko", 1), ("episode-1", 1)]
+    again, wrote = canon.commit_proposal("p1", lambda: _write_aiko_and_episode(canon, calls),
+                                         kind="character", actor="human", action="accept", note="proposal p1")
+    assert not wrote and calls == [1]          # the second run never wrote
+    assert again == first                        # same ids, revs, data, timestamps
+    assert [r.id for r in canon.list("character")] == ["character-aiko"]   # no second live Aiko
+    commit = canon.commit_of("p1")
+    assert commit is not None and commit.records == (("character-aiko", 1), ("episode-1", 1))
+    assert (commit.kind, commit.actor, commit.action, commit.inputs) == (
+        "character", "human", "accept", {"retrieved": ["series"]})
+    assert not commit.ledgered and canon.commits(unledgered_only=True) == [commit]
+    canon.mark_ledgered("p1")
+    assert canon.commits(unledgered_only=True) == [] and canon.commit_of("p1").ledgered
+    assert canon.commit_of("never") is None
+
+
+def test_a_failing_commit_leaves_nothing(canon: Canon) -> None:
+    def half_then_fail() -> list[Record]:
+        canon.create("character", AIKO, actor="human")
+        canon.revise("series-missing", {"x": 1}, actor="human")   # RecordNotFoundError
+        return []
+
+    with pytest.raises(RecordNotFoundError):
+        canon.commit_proposal("p2", half_then_fail, kind="character", actor="human", action="accept")
+    assert canon.list() == [] and canon.commit_of("p2") is None and canon.revision_count() == 0
+    # the same proposal can then commit for real
+    records, wrote = canon.commit_proposal(
+        "p2", lambda: [canon.create("character", AIKO, actor="human")], kind="character",
+        actor="human", action="accept")
+    assert wrote and records[0].id == "character-aiko"
+
+
+def test_an_error_caught_inside_a_commit_undoes_only_its_own_write(canon: Canon) -> None:
+    def write() -> list[Record]:
+        kept = canon.create("character", AIKO, actor="human")
+        try:
+            canon.create("character", {"name": "Ren"}, actor="human", record_id="character-aiko")
+        except InputError:
+            pass   # a nested write that failed rolls back to its savepoint; the outer one goes on
+        return [kept]
+
+    canon.commit_proposal("p3", write, kind="character", actor="human", action="accept")
+    assert [r.id for r in canon.list()] == ["character-aiko"] and canon.revision_count() == 1
+
+
+def test_commit_is_atomic_for_other_connections_and_threads(tmp_path: Path) -> None:
+    path = tmp_path / "canon.sqlite"
+    with Canon(path) as canon, Canon(path) as other:
+        inside = threading.Event()
+        release = threading.Event()
+        seen: list[int] = []
+
+        def slow_write() -> list[Record]:
+            rec = canon.create("character", AIKO, actor="human")
+            inside.set()
+            release.wait(5)
+            return [rec]
+
+        worker = threading.Thread(target=canon.commit_proposal, args=("p4", slow_write),
+                                  kwargs={"kind": "character", "actor": "human", "action": "accept"})
+        worker.start()
+        assert inside.wait(5)
+        seen.append(len(other.list()))                 # another process sees nothing mid-commit
+        reader = threading.Thread(target=lambda: seen.append(len(canon.list())))
+        reader.start()                                 # another thread of this process waits for it
+        reader.join(0.3)
+        assert reader.is_alive()
+        release.set()
+        worker.join(5)
+        reader.join(5)
+        assert seen == [0, 1] and len(other.list()) == 1
+
+
+@pytest.mark.parametrize("proposal_id", ["", "   ", None, 7])
+def test_commit_proposal_refuses_a_missing_proposal_id(canon: Canon, proposal_id) -> None:
+    with pytest.raises(InputError, match="proposal id"):
+        canon.commit_proposal(proposal_id, list, kind="series", actor="human", action="accept")
+
+
+def test_zeroed_pages_are_a_project_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "canon.sqlite"
+    with Canon(path) as canon:
+        for i in range(300):
+            canon.create("shot", {"framing": "wide", "n": i, "pad": "x" * 200}, actor="human")
+    raw = bytearray(path.read_bytes())
+    raw[4096 * 2: 4096 * 6] = bytes(4096 * 4)      # zero four pages after the header page
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ProjectError, match="canon.sqlite.*backup"):
+        Canon(path)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from memory.canon import Canon
 from memory.errors import InputError, ProjectError
 from memory.ledger import Ledger, inputs_hash
 
@@ -122,3 +123,50 @@ def test_two_processes_append_only_whole_lines(tmp_path: Path) -> None:
     for tag in ("a", "b"):
         mine = [e["record_id"] for e in parsed if e["note"] == tag * 2000]
         assert mine == [f"{tag}-{i}" for i in range(count)]
+
+
+# --- ledger lines derived from canon's commits ------------------------------------------------
+
+
+def _commit(canon: Canon, pid: str, names: list[str], action: str = "accept") -> list:
+    records, _ = canon.commit_proposal(
+        pid, lambda: [canon.create("character", {"name": n}, actor="human", note=f"proposal {pid}")
+                      for n in names],
+        kind="character", actor="human", action=action, note=f"proposal {pid}",
+        inputs={"retrieved": ["series"], "notes": [], "premise": "rain"})
+    return records
+
+
+def test_complete_appends_the_lines_of_a_commit_once(tmp_path: Path) -> None:
+    with Canon(tmp_path / "canon.sqlite") as canon:
+        ledger = Ledger(tmp_path / "ledger.jsonl")
+        aiko, ren = _commit(canon, "p1", ["Aiko", "Ren"], action="edit")
+        assert ledger.complete(canon, "p1") == 2
+        lines = ledger.entries()
+        assert [(e["record_id"], e["rev"], e["action"], e["actor"], e["note"]) for e in lines] == [
+            (aiko.id, 1, "edit", "human", "proposal p1"), (ren.id, 1, "edit", "human", "proposal p1")]
+        expected = inputs_hash({"proposal_id": "p1", "retrieved": ["series"], "notes": [], "premise": "rain",
+                                "data": {"name": "Aiko"}})
+        assert lines[0]["inputs_hash"] == expected
+        assert ledger.complete(canon, "p1") == 0 and ledger.complete(canon) == 0
+        assert len(ledger.entries()) == 2 and canon.commit_of("p1").ledgered
+
+
+def test_complete_after_a_crash_mid_ledger_appends_only_what_is_missing(tmp_path: Path) -> None:
+    with Canon(tmp_path / "canon.sqlite") as canon:
+        ledger = Ledger(tmp_path / "ledger.jsonl")
+        aiko, ren = _commit(canon, "p1", ["Aiko", "Ren"])
+        _commit(canon, "p2", ["Kaito"])
+        # the process died after the first of p1's lines: p1 and p2 are not marked ledgered
+        ledger.append(actor="human", action="accept", record_id=aiko.id, kind="character", rev=1,
+                      note="proposal p1")
+        assert ledger.complete(canon) == 2
+        keys = [(e["record_id"], e["rev"]) for e in ledger.entries()]
+        assert keys == [(aiko.id, 1), (ren.id, 1), ("character-kaito", 1)]
+        assert canon.commits(unledgered_only=True) == []
+
+
+def test_complete_with_no_commits_appends_nothing(tmp_path: Path) -> None:
+    with Canon(tmp_path / "canon.sqlite") as canon:
+        ledger = Ledger(tmp_path / "ledger.jsonl")
+        assert ledger.complete(canon) == 0 and ledger.complete(canon, "nope") == 0
