@@ -11,8 +11,13 @@ from langgraph.types import interrupt
 
 from memory.errors import InputError
 
-DecisionType = Literal["accept", "edit", "reject", "redo", "chat", "upload", "open"]
-DECISION_TYPES = ("accept", "edit", "reject", "redo", "chat", "upload", "open")
+DecisionType = Literal["accept", "edit", "reject", "redo", "chat", "upload", "open", "skip"]
+DECISION_TYPES = ("accept", "edit", "reject", "redo", "chat", "upload", "open", "skip")
+#: What an `open` decision may put on the card, and the task field naming its subject.
+OPEN_KINDS = {"reference": "subject", "background": "subject", "panel": "subject", "shots": "scene_id",
+              "motion": "scene_id", "casting": "subject", "take": "subject"}
+#: Fields of proposal data that hold project paths; an edit may not point them anywhere else.
+PATH_FIELDS = ("path", "clip", "preview", "audition", "layers", "variants", "upload")
 ACTORS = ("human", "auto")
 MAX_MESSAGE_CHARS = 20_000
 
@@ -26,6 +31,7 @@ class Decision(TypedDict, total=False):
     choice: int               # accept: which image candidate (0-based)
     path: str                 # upload: the imported file, relative to the project
     task: dict[str, Any]      # open: a storyboard item to review now, e.g. {"kind": "panel", "subject": shot}
+    proposal_id: str          # the card the decision was made on; the session refuses it for any other card
 
 
 class ReviewRequest(TypedDict, total=False):
@@ -39,6 +45,11 @@ class ReviewRequest(TypedDict, total=False):
     error: str | None         # an invalid edit to fix
     attempt: int
     prompt: str               # what the agent asks for, for "input"
+    diff: dict[str, list[Any]]  # a revision: field -> [canon value, proposed value], changed fields only
+                                # (list items as "shots[2].characters", 1-based)
+    draft: dict[str, Any] | None  # a failed card: a valid starting draft for Edit (the model's usable
+                                  # fields, safe defaults for the rest; see `fallbacks`)
+    fallbacks: list[str]      # which fields of `draft` are defaults, and what the model had written
 
 
 def check_decision(raw: Any) -> Decision:
@@ -55,14 +66,68 @@ def check_decision(raw: Any) -> Decision:
         check_message(decision.get("text", ""))
     if decision["type"] == "upload" and not isinstance(decision.get("path"), str):
         raise InputError("an upload decision needs the imported file's project-relative 'path'")
-    if decision["type"] == "open" and not isinstance(decision.get("task"), dict):
-        raise InputError("an open decision needs a 'task' such as {'kind': 'panel', 'subject': SHOT_ID}")
+    if decision["type"] == "upload":
+        check_project_path(decision["path"], "the upload path")
+    if decision["type"] == "edit":
+        _check_paths_in(decision["data"], "the edit")
+    if decision["type"] == "open":
+        check_open_task(decision.get("task"))
+    if "proposal_id" in decision and not isinstance(decision["proposal_id"], str):
+        raise InputError(f"proposal_id must be the card's id (a string), not {decision['proposal_id']!r}")
     if "choice" in decision and not isinstance(decision["choice"], int):
         raise InputError(f"choice must be a candidate number, not {decision['choice']!r}")
     if decision["type"] == "reject" and len(decision.get("note", "")) > MAX_MESSAGE_CHARS:
         raise InputError(f"the rejection note is {len(decision['note']):,} characters; "
                          f"keep it under {MAX_MESSAGE_CHARS:,}")
     return decision
+
+
+def check_project_path(path: Any, what: str = "the path") -> str:
+    """A lexical check of a project-relative path from a decision or an edit (no project needed).
+
+    The real resolve (symlinks) happens where the path is used, through `Project.resolve`.
+    """
+    if not isinstance(path, str) or not path.strip():
+        raise InputError(f"{what} {path!r} is not a project-relative path such as assets/uploads/x.png")
+    problem = None
+    if "\x00" in path:
+        problem = "contains NUL"
+    elif path.startswith(("/", "\\", "~")) or (len(path) > 1 and path[1] == ":"):
+        problem = "is absolute"
+    elif ".." in path.replace("\\", "/").split("/"):
+        problem = "contains '..'"
+    if problem:
+        raise InputError(f"{what} {path!r} {problem}; it must be a path inside the project, relative to its "
+                         "folder (e.g. assets/uploads/x.png): nothing outside the project is read")
+    return path
+
+
+def _check_paths_in(value: Any, where: str, key: str | None = None) -> None:
+    """Every path-holding field (PATH_FIELDS) anywhere in proposal data must stay in the project."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            inner = k if k in PATH_FIELDS else key if key in ("layers", "variants") else None
+            _check_paths_in(v, f"{where}.{k}", inner)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_paths_in(v, f"{where}[{i}]", key)
+    elif isinstance(value, str) and key is not None and value:
+        check_project_path(value, where)
+
+
+def check_open_task(task: Any) -> dict[str, Any]:
+    """An item to put on the card: a known kind and the id of its subject."""
+    if not isinstance(task, dict):
+        raise InputError("an open decision needs a 'task' such as {'kind': 'panel', 'subject': SHOT_ID}")
+    kind = task.get("kind")
+    if kind not in OPEN_KINDS:
+        raise InputError(f"cannot open {kind!r}; open one of {', '.join(OPEN_KINDS)}")
+    field = OPEN_KINDS[kind]
+    subject = task.get(field)
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 200 or "\x00" in subject:
+        raise InputError(f"opening a {kind} needs its record id as {field!r} (e.g. scene-ep1-1-s1), "
+                         f"not {subject!r}")
+    return task
 
 
 def check_message(text: Any) -> str:

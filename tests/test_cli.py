@@ -136,3 +136,29 @@ def test_timing_out_llm_names_the_timeout(tmp_path):
         httpd.shutdown()
     assert out.returncode == 0, out.stderr
     assert "timed out" in out.stdout.lower() or "timeout" in out.stdout.lower()
+
+
+def test_skip_and_retry_in_the_terminal_leave_a_card_that_keeps_failing(tmp_path):
+    """The model endpoint is a web page: every proposal fails; /retry fails again, /skip leaves it."""
+    from tests.test_bad_inputs import _HtmlServer
+
+    project = create_project(tmp_path, "Fox Rain")
+    with DirectorSession(project, ScriptedChatModel()) as s:
+        s.start()
+        s.send("A shrine maiden hears rain spirits.")
+        s.decide({"type": "accept"})                      # the character card is next
+    with _HtmlServer() as url:
+        out = storyreel("--projects-dir", str(tmp_path), "chat", "fox-rain", "--llm-url", url,
+                        stdin="/redo\n/retry\n/skip\n/skip\n/quit\n")
+    assert out.returncode == 0 and "Traceback" not in out.stdout + out.stderr
+    assert out.stdout.count("did not answer /models") >= 2
+    assert "Skipped the character step" in out.stdout
+    assert "nothing to skip: the agent is waiting for a message" in out.stdout
+    with DirectorSession(open_project(tmp_path / "fox-rain"), ScriptedChatModel()) as s:
+        assert s.view().pending["kind"] == "input"
+        assert [e["action"] for e in s.ledger.entries() if e["actor"] == "human"][-1] == "skip"
+
+
+def test_studio_help_says_another_host_needs_the_printed_token():
+    text = " ".join(storyreel("studio", "--help").stdout.split())
+    assert "any other address asks for a login" in text and "token printed at start" in text

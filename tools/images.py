@@ -6,9 +6,11 @@ is decoded, fully decoded once to catch truncation, and only then written into t
 from __future__ import annotations
 
 import hashlib
+import uuid
 from pathlib import Path
 
 from memory.errors import InputError
+from memory.faults import crash_point
 
 MAX_UPLOAD_PIXELS = 40_000_000   # a 50-megapixel photo is refused with a message, not decoded
 MAX_UPLOAD_BYTES = 60 * 1024 * 1024
@@ -23,7 +25,12 @@ def import_image(src: Path, dest_dir: Path, *, size: tuple[int, int] | None = (1
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     src = Path(src)
-    if not src.is_file():
+    try:
+        found = src.is_file()
+    except OSError as exc:   # ENAMETOOLONG and friends
+        raise InputError(f"upload {src.name[:60]!r}… cannot be read ({exc.strerror}); rename it shorter and "
+                         "upload it again") from exc
+    if not found:
         raise InputError(f"upload {src} does not exist")
     if src.stat().st_size > MAX_UPLOAD_BYTES:
         raise InputError(f"upload {src.name} is {src.stat().st_size / 1e6:.0f} MB; the limit is "
@@ -48,11 +55,16 @@ def import_image(src: Path, dest_dir: Path, *, size: tuple[int, int] | None = (1
     if size is not None:
         img = ImageOps.fit(img, size, method=Image.Resampling.LANCZOS)
     dest_dir.mkdir(parents=True, exist_ok=True)
-    tmp = dest_dir / f".{src.stem}.tmp.png"
-    img.save(tmp, format="PNG", compress_level=1)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]
-    dest = dest_dir / f"upload-{digest}.png"
-    tmp.replace(dest)
+    # named by us, never by the upload: a 250-character file name must not reach the file system
+    tmp = dest_dir / f".upload-{uuid.uuid4().hex[:12]}.tmp.png"
+    try:
+        img.save(tmp, format="PNG", compress_level=1)
+        crash_point("mid-upload-import")
+        digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:16]
+        dest = dest_dir / f"upload-{digest}.png"
+        tmp.replace(dest)
+    finally:
+        tmp.unlink(missing_ok=True)
     return dest
 
 
