@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from agent.context import DirectorContext
+from agent.context import DirectorContext, as_project
 from agent.state import Task
 from agent.storyboard import image_record_id, ordered_scenes, shots_of
 from agent.voices import PRIMARY_LANGUAGE, line_text, take_id
 from memory.canon import Canon, Record
-from memory.errors import InputError
+from memory.errors import InputError, StoryreelError
+from memory.project import Project
 
 LEAD_IN_S = 0.35      # silence before a shot's first line
 GAP_S = 0.25          # between lines in one shot
@@ -73,16 +75,17 @@ def propose_motion(canon: Canon, scene_id: str, notes: list[str]) -> dict[str, A
     return {"scene_id": scene_id, "shots": shots}
 
 
-def shot_timing(canon: Canon, project_root: Path, scene: Record, shot: Record, pad_s: float,
+def shot_timing(canon: Canon, project_root: Project | Path, scene: Record, shot: Record, pad_s: float,
                 language: str) -> tuple[float, list[tuple[Path, float, float, str, str]]]:
     """(duration, [(take wav, start, end, caption text, speaker)]) for one shot in `language`."""
+    project = as_project(project_root)
     t = LEAD_IN_S
     cues = []
     for line in _lines_of(scene, shot):
         take = canon.live(take_id(line["id"], language))
         if take is None:
             raise InputError(f"line {line['id']} has no accepted {language} take yet; voice it before the cut")
-        wav = project_root / take.data["path"]
+        wav = project.resolve(take.data["path"])
         dur = float(take.data.get("duration_s", 0))
         if dur <= 0:
             raise InputError(f"the take of {line['id']} ({wav}) has zero length; redo or upload it")
@@ -93,11 +96,91 @@ def shot_timing(canon: Canon, project_root: Path, scene: Record, shot: Record, p
     return max(float(shot.data.get("duration_s", 3.0)) if not cues else 0.0, spoken) + pad_s, cues
 
 
-def episode_spec(canon: Canon, project_root: Path, *, episode: int = 1, language: str = PRIMARY_LANGUAGE,
+CAPTION_MODES = ("subtitle", "bubble")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """The finished look, from project.toml ``[render]``: ``guides`` keeps the storyboard's guide
+    marks (shot id, framing, camera arrows, name tags, "ANIMATIC SKETCH") in the final MP4;
+    ``captions`` shows each line as a burned ``"subtitle"`` or as the panel's speech ``"bubble"``."""
+
+    guides: bool = False
+    captions: str = "subtitle"
+
+
+def render_options(project_root: Project | Path) -> RenderOptions:
+    """The project's ``[render]`` settings (defaults when absent); InputError names a bad value."""
+    import tomllib
+
+    project = as_project(project_root)
+    try:    # read now, so an edit made while the studio runs counts at the next render
+        settings = tomllib.loads((project.root / "project.toml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        settings = project.settings or {}
+    table = settings.get("render", {})
+    if not isinstance(table, dict):
+        raise InputError(f"project.toml [render] is {table!r}, not a table; write it as [render] with "
+                         "guides = false and captions = \"subtitle\"")
+    guides, captions = table.get("guides", False), table.get("captions", "subtitle")
+    if not isinstance(guides, bool):
+        raise InputError(f"project.toml [render] guides = {guides!r} is not true or false; set guides = false "
+                         "for a clean cut or true to keep the storyboard guides")
+    if captions not in CAPTION_MODES:
+        raise InputError(f"project.toml [render] captions = {captions!r} is unknown; use \"subtitle\" "
+                         "(burned subtitles) or \"bubble\" (the panel's speech bubble)")
+    return RenderOptions(guides=guides, captions=captions)
+
+
+def _same_words(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def shot_picture(panel: Path, layers: dict[str, Path], variants: dict[str, Path], lines: list[tuple[str, str]], *,
+                 guides: bool, captions: str) -> tuple[Path, dict[str, Path], bool]:
+    """(panel image, layers, burn subtitles?) for one shot of a render.
+
+    The storyboard's guides and speech bubble are layers of their own (``guides``, ``bubble``; an
+    older painter's ``overlay`` holds both and is never used in a render). A line is shown once:
+    in ``"bubble"`` mode the bubble layer is used, and the subtitle not burned, only when the shot
+    has exactly one line and the bubble's words (noted in its PNG) are that line's text in this
+    language — otherwise the subtitle is burned and the bubble left out, so the two never disagree.
+    The SRT/VTT list every line either way. ``lines``: (caption text, speaker) per line."""
+    from tools.backends._draw import png_text
+    from tools.backends.animatic import BUBBLE_TEXT_KEY
+    from tools.render.spec import OVERLAY_LAYERS
+
+    picked = {k: v for k, v in layers.items() if k not in OVERLAY_LAYERS}
+    if guides and "guides" in layers:
+        picked["guides"] = layers["guides"]
+    burn = True
+    if captions == "bubble" and "bubble" in layers and len(lines) == 1:
+        words = png_text(layers["bubble"]).get(BUBBLE_TEXT_KEY)
+        text, speaker = lines[0]
+        if words is not None and (_same_words(words, text) or _same_words(words, f"{speaker}: {text}")):
+            picked["bubble"] = layers["bubble"]
+            burn = False
+    return variants.get("clean", panel), picked, burn
+
+
+def episode_spec(canon: Canon, project_root: Project | Path, *, episode: int = 1, language: str = PRIMARY_LANGUAGE,
                  scenes: list[str] | None = None, width: int = 1080, height: int = 1920, fps: int = 24,
-                 music: Path | None = None, preset: str = "veryfast", require_motion: bool = True) -> Any:
-    """The render spec of an episode (or of some scenes, for a preview) from accepted canon."""
+                 music: Path | None = None, preset: str = "veryfast", require_motion: bool = True,
+                 guides: bool = False, captions: str = "subtitle") -> Any:
+    """The render spec of an episode (or of some scenes, for a preview) from accepted canon.
+
+    Every stored path (panels, layers, takes, clip frames) goes through the project's resolver, so
+    a record revised or reverted to a path outside the project is refused, never drawn.
+
+    The picture of each shot is the panel's clean look (backdrop and characters) plus, with
+    ``guides``, the storyboard's guide layer; each line is shown once (see ``shot_picture``)."""
+    from tools.lipsync import track_path
     from tools.render import CaptionCue, EpisodeSpec, ShotSpec, TakeCue
+
+    if captions not in CAPTION_MODES:
+        raise InputError(f"captions {captions!r} is unknown; use one of {', '.join(CAPTION_MODES)}")
+    project = as_project(project_root)
+    resolve = project.resolve
 
     shot_specs = []
     chosen = [s for s in episode_scenes(canon, episode) if scenes is None or s.id in scenes]
@@ -114,23 +197,30 @@ def episode_spec(canon: Canon, project_root: Path, *, episode: int = 1, language
             if panel is None:
                 raise InputError(f"shot {shot.id} has no accepted panel yet; pick one in the storyboard")
             m = motion.get(shot.id) or propose_motion(canon, scene.id, [])["shots"][0]
-            duration, cues = shot_timing(canon, project_root, scene, shot, float(m.get("pad_s", 0.3)), language)
-            speakers = []
+            duration, cues = shot_timing(canon, project, scene, shot, float(m.get("pad_s", 0.3)), language)
+            speakers, ids = [], {}
             for _, _, _, _, speaker in cues:
                 char = canon.find_by_name("character", speaker)
                 if char is not None and char.id not in speakers:
                     speakers.append(char.id)
+                if char is not None:
+                    ids[speaker] = char.id   # each take moves its own speaker's mouth
+            picture, layers, burn = shot_picture(
+                resolve(panel.data["path"]), {k: resolve(v) for k, v in panel.data.get("layers", {}).items()},
+                {k: resolve(v) for k, v in panel.data.get("variants", {}).items()},
+                [(txt, spk) for _, _, _, txt, spk in cues], guides=guides, captions=captions)
             shot_specs.append(ShotSpec(
-                shot_id=shot.id, panel=project_root / panel.data["path"], duration=round(duration, 3),
-                camera_move=m.get("camera_move", "static"),
-                layers={k: project_root / v for k, v in panel.data.get("layers", {}).items()},
-                variants={k: project_root / v for k, v in panel.data.get("variants", {}).items()},
+                shot_id=shot.id, panel=picture, duration=round(duration, 3),
+                camera_move=m.get("camera_move", "static"), layers=layers,
+                variants={k: resolve(v) for k, v in panel.data.get("variants", {}).items()},
                 speakers=tuple(speakers), transition_in=m.get("transition", "cut"), grade=m.get("grade", "none"),
                 vignette=bool(m.get("vignette")), flicker=bool(m.get("flicker")), flash=bool(m.get("flash")),
+                burn_captions=burn,
                 captions=tuple(CaptionCue(text=txt, start=a, end=b, speaker=spk) for _, a, b, txt, spk in cues),
-                takes=tuple(TakeCue(wav=wav, start=a) for wav, a, _, _, _ in cues),
+                takes=tuple(TakeCue(wav=wav, start=a, visemes=track_path(wav) if track_path(wav).is_file() else None,
+                                    speaker=ids.get(spk, spk)) for wav, a, _, _, spk in cues),
                 seed=int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16), ease=m.get("ease", "in_out"),
-                clip=tuple(project_root / p for p in m.get("clip", [])), clip_fps=float(m.get("clip_fps", 8.0))))
+                clip=tuple(resolve(p) for p in m.get("clip", [])), clip_fps=float(m.get("clip_fps", 8.0))))
     series = canon.live("series")
     return EpisodeSpec(shots=tuple(shot_specs), fps=fps, width=width, height=height, music=music,
                        language=language, preset=preset,
@@ -149,40 +239,151 @@ def animate_shots(ctx: DirectorContext, motion: dict[str, Any], proposal_id: str
         who = ", ".join(f"{c.get('name')} {c.get('expression', '')}" for c in shot.data.get("characters", []))
         prompt = ", ".join(filter(None, [who, shot.data.get("mood", ""), shot.data.get("lighting", ""), art,
                                          "subtle motion, hair and cloth sway"]))
-        frames = ctx.animator.animate(ctx.project_root / panel.data["path"], prompt, ctx.clip_frames, 8,
+        # the clean look (no storyboard guides, no bubble): the clip plays in the finished cut
+        source = panel.data.get("variants", {}).get("clean") or panel.data["path"]
+        frames = ctx.animator.animate(ctx.path(source), prompt, ctx.clip_frames, 8,
                                       int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16),
-                                      ctx.project_root / "assets" / "drafts" / "motion" / shot.id / proposal_id)
-        m["clip"] = [str(Path(f).resolve().relative_to(ctx.project_root.resolve())) for f in frames]
+                                      ctx.path(Path("assets", "drafts", "motion", shot.id, proposal_id)))
+        m["clip"] = [ctx.rel(f) for f in frames]
         m["clip_fps"] = 8.0
 
 
 def render_preview(ctx: DirectorContext, scene_id: str, motion: dict[str, Any], proposal_id: str) -> str:
-    """A small (270×480) preview clip of one scene with the proposed motion; returns its relative path."""
+    """A small (270×480) preview clip of one scene with the proposed motion; returns its relative path.
+    A preview keeps the storyboard's guides (the finished cut leaves them out unless asked)."""
     from dataclasses import replace
 
     from tools.render import render_episode
 
-    spec = episode_spec(ctx.canon, ctx.project_root, scenes=[scene_id], width=270, height=480, fps=24,
-                        require_motion=False, preset="ultrafast")
+    spec = episode_spec(ctx.canon, ctx.project, scenes=[scene_id], width=270, height=480, fps=24,
+                        require_motion=False, preset="ultrafast", guides=True,
+                        captions=render_options(ctx.project).captions)
     by_id = {m["shot_id"]: m for m in motion["shots"]}
     shots = tuple(replace(s, camera_move=by_id[s.shot_id]["camera_move"], grade=by_id[s.shot_id]["grade"],
                           vignette=by_id[s.shot_id]["vignette"], flicker=by_id[s.shot_id]["flicker"],
                           flash=by_id[s.shot_id]["flash"], transition_in=by_id[s.shot_id]["transition"],
-                          clip=tuple(ctx.project_root / p for p in by_id[s.shot_id].get("clip", [])),
+                          clip=tuple(ctx.path(p) for p in by_id[s.shot_id].get("clip", [])),
                           clip_fps=float(by_id[s.shot_id].get("clip_fps", 8.0)))
                   for s in spec.shots)
-    out = ctx.project_root / "assets" / "drafts" / "motion" / scene_id / proposal_id
-    result = render_episode(replace(spec, shots=shots), out, ctx.project_root / "state" / "render-cache")
-    return str(Path(result.mp4).resolve().relative_to(ctx.project_root.resolve()))
+    out = ctx.path(Path("assets", "drafts", "motion", scene_id, proposal_id))
+    result = render_episode(replace(spec, shots=shots), out, ctx.path(Path("state", "render-cache")))
+    return ctx.rel(result.mp4)
 
 
-def render_cut(canon: Canon, project_root: Path, *, episode: int = 1, language: str = PRIMARY_LANGUAGE,
-               music: Path | None = None, progress: Callable[[float, str], None] | None = None) -> Any:
-    """Render the episode into renders/epNN[/LANG]/ with segments cached in state/render-cache."""
+def render_dir(project_root: Project | Path, episode: int = 1, language: str = PRIMARY_LANGUAGE) -> Path:
+    """Where an episode's render lives: renders/epNN/ (primary language) or renders/epNN/LANG/."""
+    project = as_project(project_root)
+    return project.resolve(Path("renders", f"ep{episode:02d}", "" if language == PRIMARY_LANGUAGE else language))
+
+
+RENDER_FILES = {"mp4": "episode.mp4", "srt": "episode.srt", "vtt": "episode.vtt", "otio": "timeline.otio",
+                "contact_sheet": "contact_sheet.png"}
+
+
+def last_render(project_root: Project | Path, episode: int = 1,
+                language: str = PRIMARY_LANGUAGE) -> dict[str, Path] | None:
+    """The files of the episode's last finished render ({"mp4", "srt", "vtt", "otio", "contact_sheet"}
+    → path, only those present), or None when it was never rendered: what the Episode tab shows
+    after a restart. A render in progress or killed never replaces episode.mp4 half-written."""
+    try:
+        folder = render_dir(project_root, episode, language)
+    except (StoryreelError, ValueError):
+        return None
+    if not (folder / RENDER_FILES["mp4"]).is_file():
+        return None
+    return {key: folder / name for key, name in RENDER_FILES.items() if (folder / name).is_file()}
+
+
+def render_warnings(canon: Canon, project_root: Project | Path, *, episode: int = 1,
+                    language: str = PRIMARY_LANGUAGE, painter: str | None = None) -> list[str]:
+    """What the cut of ``episode`` in ``language`` would use that is missing or out of date, one
+    sentence per item naming it: scenes without shots or motion, shots without an accepted panel or
+    with a stale one (its shot, characters, style or painter changed), lines without an accepted
+    take or with a stale one. Empty when everything is accepted and current. ``painter``: the
+    project's painter name, so panels drawn by another one count as stale."""
+    return [text for _, text in _cut_problems(canon, as_project(project_root), episode, language, painter)]
+
+
+def _cut_problems(canon: Canon, project: Project, episode: int, language: str,
+                  painter: str | None) -> list[tuple[str, str]]:
+    """("missing" | "stale", sentence) for everything ``render_warnings`` reports."""
+    from agent.storyboard import image_status
+    from agent.voices import take_status
+
+    out: list[tuple[str, str]] = []
+    scenes = episode_scenes(canon, episode)
+    if not scenes:
+        return [("missing", f"episode {episode} has no scenes yet")]
+    for scene in scenes:
+        shots = shots_of(canon, scene.id)
+        if not shots:
+            out.append(("stale", f"scene {scene.id} has no shot plan yet; it is left out of the cut"))
+            continue
+        if canon.live(motion_id(scene.id)) is None:
+            out.append(("missing", f"scene {scene.id} has no accepted motion yet; review its motion"))
+        for shot in shots:
+            panel = canon.live(image_record_id("panel", shot.id))
+            if panel is None:
+                out.append(("missing", f"shot {shot.id} has no accepted panel; pick one in the storyboard"))
+            elif not _exists(project, panel.data.get("path")):
+                out.append(("missing", f"shot {shot.id}: panel file {panel.data.get('path')} is missing; redraw it"))
+            else:
+                status, reasons = image_status(canon, panel, painter)
+                if status == "stale":
+                    out.append(("stale", f"shot {shot.id}: panel is stale ({'; '.join(reasons)}); redraw it"))
+            for line in _lines_of(scene, shot):
+                who = f"line {line.get('id')} ({line.get('speaker', '?')})"
+                take = canon.live(take_id(str(line.get("id")), language))
+                if take is None:
+                    out.append(("missing", f"{who} has no accepted {language} take; voice it"))
+                elif not _exists(project, take.data.get("path")):
+                    out.append(("missing", f"{who}: take file {take.data.get('path')} is missing; redo it"))
+                else:
+                    status, reasons = take_status(canon, take)
+                    if status == "stale":
+                        out.append(("stale", f"{who}: {language} take is stale ({'; '.join(reasons)}); redo it"))
+    return out
+
+
+def _exists(project: Project, rel: Any) -> bool:
+    try:
+        return bool(rel) and project.resolve(str(rel)).is_file()
+    except (StoryreelError, ValueError, OSError):
+        return False
+
+
+def render_cut(canon: Canon, project_root: Project | Path, *, episode: int = 1, language: str = PRIMARY_LANGUAGE,
+               music: Path | None = None, progress: Callable[[float, str], None] | None = None,
+               guides: bool | None = None, captions: str | None = None, painter: str | None = None) -> Any:
+    """Render the episode into renders/epNN[/LANG]/ with segments cached in state/render-cache.
+
+    The look follows project.toml ``[render]`` (``guides``, ``captions``) unless given here. What is
+    stale is named before any work (``render_warnings``): each warning goes to ``progress`` as
+    "warning: …" and comes back in ``result.warnings``; a missing panel or take stops the render
+    with an error that names it."""
+    from dataclasses import replace
+
     from tools.render import render_episode
 
     if music is not None and not Path(music).is_file():
         raise InputError(f"music file {music} does not exist; choose an audio file or none")
-    spec = episode_spec(canon, project_root, episode=episode, language=language, music=music)
-    out = project_root / "renders" / f"ep{episode:02d}" / ("" if language == PRIMARY_LANGUAGE else language)
-    return render_episode(spec, out, project_root / "state" / "render-cache", progress=progress)
+    project = as_project(project_root)
+    if not isinstance(episode, int) or isinstance(episode, bool) or episode < 1:
+        raise InputError(f"episode {episode!r} is not an episode number; use 1, 2, 3…")
+    if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?", language or ""):
+        raise InputError(f"language {language!r} is not a language code; use one like en, ja or pt-BR")
+    options = render_options(project)
+    problems = _cut_problems(canon, project, episode, language, painter)
+    missing = [text for kind, text in problems if kind == "missing"]
+    if missing:
+        raise InputError(f"episode {episode} cannot be cut yet: " + "; ".join(missing))
+    warnings = [text for _, text in problems]
+    spec = episode_spec(canon, project, episode=episode, language=language, music=music,
+                        guides=options.guides if guides is None else guides,
+                        captions=options.captions if captions is None else captions)
+    for warning in warnings:
+        if progress is not None:
+            progress(0.0, f"warning: {warning}")
+    result = render_episode(spec, render_dir(project, episode, language),
+                            project.resolve(Path("state", "render-cache")), progress=progress)
+    return replace(result, warnings=tuple(warnings))

@@ -59,9 +59,12 @@ def test_satisfies_protocol_and_names_outputs_by_shot_and_seed(medium) -> None:
     assert isinstance(AnimaticPainter(), PanelPainter)
     assert medium.model == MODEL and medium.seed == 0
     assert medium.image.name == "S01-001-s0.png"
-    assert set(medium.layers) == {"backdrop", "char:aiko", "char:ren", "overlay"}
+    assert set(medium.layers) == {"backdrop", "char:aiko", "char:ren", "guides", "bubble", "overlay"}
+    from tools.lipsync import MOUTH_VARIANTS
+
+    mouths = {f"char:{c}:{m}" for c in ("aiko", "ren") for m in MOUTH_VARIANTS}   # one per mouth shape
     assert set(medium.variants) == {"char:aiko:eyes_closed", "char:aiko:mouth_open",
-                                    "char:ren:eyes_closed", "char:ren:mouth_open"}
+                                    "char:ren:eyes_closed", "char:ren:mouth_open", "clean"} | mouths
     assert all(path.is_file() and path.name.startswith("S01-001-s0.") for path in medium.layers.values())
 
 
@@ -349,10 +352,36 @@ def test_pose_moves_an_arm_but_keeps_the_colours(tmp_path: Path) -> None:
     waving = replace(down, characters=(replace(AIKO, pose="waving hello"),))
     placement = plan_figures(down)[0]
     head_row = round(placement.head_top + 0.3 * placement.unit)
-    right_of_head = round(placement.center_x + 0.8 * placement.unit)
+    right_of_head = round(placement.center_x + 0.9 * placement.unit * character_look(AIKO).build)
     layers = [pixels(paint(tmp_path, request, name).layers["char:aiko"]) for name, request in
               (("down", down), ("waving", waving))]
     assert layers[0][head_row, right_of_head, 3] == 0 and layers[1][head_row, right_of_head, 3] == 255
     look = character_look(AIKO)
     for layer in layers:  # a full figure: hair and uniform both clearly present, in the same colours
         assert _color_share(layer, look.hair) > 0.02 and _color_share(layer, look.outfit) > 0.1
+
+
+@pytest.mark.parametrize("text", ["We can't go back now.", "行こう、今すぐ！", "", "Aiko: \"quoted\" — and more"])
+def test_png_text_notes_round_trip_without_decoding(tmp_path: Path, text: str) -> None:
+    from tools.backends._draw import png_text, write_png
+
+    image = Image.new("RGBA", (30, 20), (10, 20, 30, 255))
+    path = write_png(tmp_path / "note.png", image, text={"storyreel:bubble": text})
+    assert png_text(path) == {"storyreel:bubble": text}
+    with Image.open(path) as decoded:                   # still a strictly valid PNG, pixels intact
+        assert decoded.info["storyreel:bubble"] == text
+        assert np.array_equal(np.asarray(decoded), np.asarray(image))
+    assert png_text(write_png(tmp_path / "plain.png", image)) == {}
+    assert png_text(tmp_path / "missing.png") == {}
+
+
+def test_the_bubble_says_the_line_without_the_name_its_tail_points_at(tmp_path: Path) -> None:
+    from tools.backends._draw import png_text
+
+    request = replace(BASE, line_text="Aiko: We can't go back now.")
+    result = paint(tmp_path, request)
+    assert png_text(result.layers["bubble"]) == {"storyreel:bubble": "We can't go back now."}
+    nobody = paint(tmp_path, replace(request, characters=(REN,)), "narration")   # Aiko is not drawn
+    assert png_text(nobody.layers["bubble"]) == {"storyreel:bubble": "Aiko: We can't go back now."}
+    silent = paint(tmp_path, replace(request, line_text=""), "silent")
+    assert "bubble" not in silent.layers and "guides" in silent.layers

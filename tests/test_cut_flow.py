@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from agent.context import Targets
-from agent.cut import episode_spec, render_cut
+from agent.cut import episode_spec, last_render, render_cut, render_warnings
 from agent.voices import VoiceBackends
 from memory.errors import InputError
 from memory.project import create_project
@@ -65,6 +65,21 @@ def test_edit_motion_then_the_cut_is_timed_by_the_takes(made):
     assert spec.shots[1].variants and spec.shots[1].layers
 
 
+def test_the_cut_uses_the_clean_panels_and_shows_each_line_once(made):
+    """Default look: no guide layer, no bubble, the clean panel, subtitles burned; bubble mode puts
+    the panel's own bubble in and burns nothing where the bubble says the line."""
+    spec = episode_spec(made.canon, made.project.root)
+    for shot in spec.shots:
+        assert not {"guides", "bubble", "overlay"} & set(shot.layers), shot.shot_id
+        assert shot.panel.name.endswith(".clean.png") and shot.burn_captions
+    bubble = episode_spec(made.canon, made.project.root, captions="bubble")
+    for shot in bubble.shots[1:]:                          # one spoken line each, Aiko then Ren
+        assert "bubble" in shot.layers and not shot.burn_captions and len(shot.captions) == 1
+    assert "bubble" not in bubble.shots[0].layers            # the establishing shot has no line
+    kept = episode_spec(made.canon, made.project.root, guides=True)
+    assert all("guides" in shot.layers for shot in kept.shots)
+
+
 def test_render_cut_writes_a_valid_episode(made):
     seen = []
     result = render_cut(made.canon, made.project.root, progress=lambda f, m: seen.append(f))
@@ -76,6 +91,11 @@ def test_render_cut_writes_a_valid_episode(made):
     assert any(st["codec_name"] == "aac" for st in streams)
     assert seen and seen[-1] == pytest.approx(1.0)
     assert result.srt.read_text().count("-->") == 2
+    assert result.warnings == ()
+    last = last_render(made.project.root)
+    assert last is not None and last["mp4"] == result.mp4 and last["srt"] == result.srt
+    assert last_render(made.project.root, language="ja") is None
+    assert last_render(made.project.root, episode=2) is None
 
 
 def test_render_job_runs_in_the_background_and_chat_still_works(made, tmp_path):
@@ -92,3 +112,25 @@ def test_render_job_runs_in_the_background_and_chat_still_works(made, tmp_path):
     strip = made.episode_timeline()
     assert [sid for sid, _, _ in strip] == ["scene-ep1-1-s1", "scene-ep1-1-s2", "scene-ep1-1-s3"]
     assert any(e["action"] == "render" for e in made.ledger.entries())
+
+
+def test_stale_and_missing_panels_and_takes_are_named_before_a_render(made):
+    """Runs last: it revises canon. A changed character makes the panels it appears in stale; a
+    changed line makes its take stale; a deleted take is missing and stops the render, by name."""
+    root = made.project.root
+    assert render_warnings(made.canon, root) == []
+    aiko = made.canon.get("character-aiko")
+    made.canon.upsert("character", {**aiko.data, "look_tags": [*aiko.data["look_tags"], "white kimono"]},
+                      actor="human", record_id=aiko.id, note="new look")
+    warnings = render_warnings(made.canon, root)
+    assert any(w.startswith("shot scene-ep1-1-s2: panel is stale") for w in warnings), warnings
+    assert any(w.startswith("shot scene-ep1-1-s3: panel is stale") for w in warnings), warnings
+    assert not any("scene-ep1-1-s1:" in w for w in warnings)      # nobody in the establishing shot
+    seen = []
+    result = render_cut(made.canon, root, progress=lambda f, m: seen.append(m))
+    assert list(result.warnings) == warnings
+    assert [m for m in seen if m.startswith("warning: ")] == [f"warning: {w}" for w in warnings]
+    made.canon.delete("take-scene-ep1-1-l2-en", actor="human", note="drop")
+    with pytest.raises(InputError, match="scene-ep1-1-l2 \\(Ren\\) has no accepted en take"):
+        render_cut(made.canon, root)
+    assert last_render(root) is not None                          # the last good cut is still there

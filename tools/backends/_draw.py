@@ -303,12 +303,50 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return _png(width, height, channels, parts)
 
 
-def write_png(path: Path, image: Image.Image) -> Path:
-    """Write an RGB or RGBA image as PNG quickly (see the note above); returns ``path``."""
+def write_png(path: Path, image: Image.Image, text: dict[str, str] | None = None) -> Path:
+    """Write an RGB or RGBA image as PNG quickly (see the note above); returns ``path``.
+
+    ``text``: key/value notes stored in the file as UTF-8 ``iTXt`` chunks (Pillow reads them back
+    as ``Image.open(path).text``), e.g. the words a speech bubble layer shows."""
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.mode else "RGB")
-    path.write_bytes(encode_png(np.asarray(image)))
+    data = encode_png(np.asarray(image))
+    if text:
+        notes = b"".join(_chunk(b"iTXt", key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + value.encode("utf-8"))
+                         for key, value in text.items())
+        head = len(_PNG_SIGNATURE) + 25                 # signature + IHDR: notes go before the pixels
+        data = data[:head] + notes + data[head:]
+    path.write_bytes(data)
     return path
+
+
+def png_text(path: Path) -> dict[str, str]:
+    """The uncompressed text notes (iTXt/tEXt) a PNG carries before its pixels, without decoding the
+    image; {} when it has none or cannot be read."""
+    notes: dict[str, str] = {}
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != _PNG_SIGNATURE:
+                return {}
+            while True:
+                header = fh.read(8)
+                if len(header) < 8:
+                    return notes
+                length, kind = struct.unpack(">I4s", header)
+                if kind in (b"IDAT", b"IEND") or length > 1 << 20:
+                    return notes
+                body = fh.read(length)
+                fh.read(4)
+                if kind == b"tEXt" and b"\x00" in body:
+                    key, value = body.split(b"\x00", 1)
+                    notes[key.decode("latin-1")] = value.decode("latin-1")
+                elif kind == b"iTXt" and body.count(b"\x00") >= 3:
+                    key, rest = body.split(b"\x00", 1)
+                    if rest[:1] == b"\x00":                  # not compressed
+                        _lang, _translated, value = rest[2:].split(b"\x00", 2)
+                        notes[key.decode("latin-1")] = value.decode("utf-8", errors="replace")
+    except OSError:
+        return {}
 
 
 def write_layer_pngs(targets: list[tuple[Path, Image.Image]], offset: tuple[int, int], size: tuple[int, int],

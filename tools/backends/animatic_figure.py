@@ -9,7 +9,7 @@ import hashlib
 import math
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -22,7 +22,6 @@ from tools.backends._draw import (
     shade,
 )
 from tools.backends.protocols import CAMERA_MOVES, FRAMINGS, CharacterInShot, PanelRequest
-
 
 MODEL = "animatic-v1"
 
@@ -166,9 +165,36 @@ _LEG_WORDS = {"skirt", "pants", "jeans", "trousers", "shorts", "leggings"}
 _ACCESSORY_WORDS = {"scarf": "scarf", "muffler": "scarf", "ribbon": "ribbon", "bow": "ribbon",
                     "tie": "tie", "necktie": "tie", "headband": "headband", "hairband": "headband",
                     "hairclip": "hairclip", "hairpin": "hairclip", "clip": "hairclip"}
-_OUTFIT_WORDS = {"uniform", "blazer", "jacket", "coat", "dress", "shirt", "hoodie", "sweater", "kimono",
-                 "suit", "cardigan", "top", "outfit", "clothes", "robe", "armor", "armour", "vest",
-                 "blouse", "parka", "tshirt", "jersey", "yukata", "apron", "sailor", "gakuran"}
+#: garment shapes the figure can wear, in priority order: the first one a look tag names wins
+#: ("white kimono, red obi" is a kimono; "school uniform, navy blazer" a uniform)
+GARMENTS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("armor", frozenset({"armor", "armour", "breastplate", "chainmail", "pauldrons", "cuirass"})),
+    ("kimono", frozenset({"kimono", "yukata", "furisode", "hakama", "haori", "miko"})),
+    ("robe", frozenset({"robe", "robes", "cloak", "cape", "cassock", "vestments", "bathrobe", "habit"})),
+    ("dress", frozenset({"dress", "gown", "sundress", "frock"})),
+    ("suit", frozenset({"suit", "tuxedo"})),
+    ("uniform", frozenset({"uniform", "sailor", "seifuku", "gakuran", "blazer"})),
+    ("hoodie", frozenset({"hoodie", "hooded", "sweatshirt"})),
+    ("coat", frozenset({"coat", "overcoat", "trench", "trenchcoat", "parka", "raincoat", "greatcoat"})),
+    ("jacket", frozenset({"jacket", "cardigan"})),
+)
+_OUTFIT_WORDS = {"shirt", "sweater", "top", "outfit", "clothes", "vest", "blouse", "tshirt", "jersey", "apron",
+                 "tunic"}.union(*(words for _, words in GARMENTS))
+_SASH_WORDS = {"obi", "sash", "belt", "cord"}
+_STEEL: RGB = (150, 156, 168)
+#: build words: (height factor, width factor); a word in a hair tag ("short hair") never counts
+_BODY_WORDS: dict[str, tuple[float | None, float | None]] = {
+    "child": (0.74, 0.95), "kid": (0.74, 0.95), "toddler": (0.62, 1.0), "little": (0.8, None),
+    "teen": (0.95, None), "teenager": (0.95, None), "teenage": (0.95, None),
+    "elderly": (0.95, None), "old": (0.95, None), "aged": (0.95, None), "ancient": (0.94, None),
+    "tall": (1.1, None), "lanky": (1.1, 0.86), "giant": (1.22, 1.3), "short": (0.88, None),
+    "small": (0.88, None), "tiny": (0.8, None), "petite": (0.88, 0.9),
+    "stout": (None, 1.3), "burly": (None, 1.3), "plump": (None, 1.28), "heavyset": (None, 1.3),
+    "chubby": (None, 1.25), "broad": (None, 1.2), "muscular": (None, 1.2), "big": (1.05, 1.2),
+    "slender": (None, 0.86), "slim": (None, 0.88), "thin": (None, 0.85), "skinny": (None, 0.84),
+    "frail": (0.97, 0.84),
+}
+_OLD_WORDS = {"elderly", "old", "aged", "ancient", "grandmother", "grandfather", "granny", "grandpa"}
 _HAIR_PALETTE: tuple[RGB, ...] = ((44, 38, 48), (92, 60, 44), (140, 86, 52), (226, 196, 120),
                                   (236, 150, 170), (196, 200, 214), (66, 96, 170), (170, 52, 60),
                                   (110, 80, 150), (70, 40, 36))
@@ -195,6 +221,44 @@ class CharacterLook:
     accessory: str | None
     hat: str | None
     glasses: bool
+    garment: str = "shirt"            # "shirt" or one of GARMENTS: the shape of the clothes
+    style: str = ""                   # a garment's variant ("sailor", "gakuran", "blazer" for a uniform)
+    sash: RGB = (120, 40, 50)         # obi / belt colour
+    height: float = 1.0               # figure size relative to an adult of the framing (child ≈ 0.74)
+    build: float = 1.0                # body width (stout ≈ 1.3, slender ≈ 0.86); the head keeps its size
+    elderly: bool = False
+
+
+def garment_for(look_tags: tuple[str, ...] | list[str]) -> tuple[str, str]:
+    """(garment, variant) that the look tags name (see GARMENTS); ("shirt", "") when none does."""
+    words = _words(" , ".join(look_tags))
+    for garment, names in GARMENTS:
+        if words & names:
+            style = ""
+            if garment == "uniform":
+                style = "sailor" if words & {"sailor", "seifuku"} else "gakuran" if "gakuran" in words else "blazer"
+            return garment, style
+    return "shirt", ""
+
+
+def body_for(character_id: str, look_tags: tuple[str, ...] | list[str]) -> tuple[float, float, bool]:
+    """(height, build, elderly) from build and age words in the look tags ("child", "tall", "stout",
+    "elderly"…); what no word says varies a little per character (deterministic per id), so two
+    plain characters side by side do not look like copies."""
+    rng = random.Random(_digest("body", character_id))
+    height, build = rng.uniform(0.95, 1.05), rng.uniform(0.93, 1.08)
+    elderly = False
+    for tag in look_tags:
+        tag_words = _words(tag)
+        if tag_words & (_HAIR_WORDS | _EYE_WORDS):
+            continue
+        for word in tag_words:
+            if word in _OLD_WORDS:
+                elderly = True
+            h, b = _BODY_WORDS.get(word, (None, None))
+            height = h if h is not None else height
+            build = b if b is not None else build
+    return height, build, elderly
 
 
 def character_look(character: CharacterInShot) -> CharacterLook:
@@ -216,6 +280,10 @@ def character_look(character: CharacterInShot) -> CharacterLook:
 
     tags = " , ".join(character.look_tags).lower()
     words = _words(tags)
+    garment, style = garment_for(character.look_tags)
+    height, build, elderly = body_for(character.id, character.look_tags)
+    sash: RGB | None = None
+    outfit_named = hair_named = False
     if words & {"twintails", "pigtails"} or re.search(r"twin[ -]?tails|pig[ -]?tails", tags):
         hair_style = "twintails"
     elif words & {"ponytail"} or "pony tail" in tags:
@@ -230,9 +298,9 @@ def character_look(character: CharacterInShot) -> CharacterLook:
         hair_style = "long"
     elif "short" in words and words & _HAIR_WORDS:
         hair_style = "short"
-    if words & {"skirt", "dress", "sailor"}:
+    if words & {"skirt", "dress", "sailor", "gown"}:
         skirt = True
-    elif words & {"pants", "jeans", "trousers", "gakuran", "suit"}:
+    elif words & {"pants", "jeans", "trousers", "gakuran", "suit", "hakama"} or garment in ("armor", "suit"):
         skirt = False
     if words & {"glasses", "spectacles", "megane"}:
         glasses = True
@@ -256,23 +324,38 @@ def character_look(character: CharacterInShot) -> CharacterLook:
                 skin = (150, 100, 74)
             continue
         if tag_words & _HAIR_WORDS:
-            hair = color
+            hair, hair_named = color, True
         elif tag_words & _EYE_WORDS:
             eyes = color
+        elif tag_words & _SASH_WORDS:
+            sash = color
         elif tag_words & _LEG_WORDS:
             legs = color
         elif tag_words & set(_ACCESSORY_WORDS) or tag_words & {"hat", "cap", "beret"}:
             accent = color
         elif tag_words & _OUTFIT_WORDS:
-            outfit = color
+            outfit, outfit_named = color, True
         elif "skin" in tag_words:
             skin = color
+    if garment == "suit" and accessory is None:
+        accessory = "tie"
     if accessory is None and rng.random() < 0.5:
-        accessory = rng.choice(("ribbon", "tie", "scarf", "hairclip"))
+        # a tie belongs to a shirt collar: not on a kimono, robe, dress, armour or hoodie
+        shirtlike = garment in ("shirt", "suit", "uniform", "coat", "jacket")
+        accessory = rng.choice(("ribbon", "tie", "scarf", "hairclip") if shirtlike else
+                               ("ribbon", "hairclip") if garment in ("dress", "hoodie") else ("hairclip", "headband"))
+    if garment == "armor" and not outfit_named:
+        outfit = _STEEL
+    if elderly and not hair_named:
+        hair = (200, 200, 206)
+    if garment == "dress":
+        skirt = True
     if legs is None:
         legs = shade(outfit, 0.7) if not skirt else mix(outfit, _INK, 0.35)
     return CharacterLook(hair=hair, eyes=eyes, skin=skin, outfit=outfit, legs=legs, accent=accent,
-                         hair_style=hair_style, skirt=skirt, accessory=accessory, hat=hat, glasses=glasses)
+                         hair_style=hair_style, skirt=skirt, accessory=accessory, hat=hat, glasses=glasses,
+                         garment=garment, style=style, sash=sash or mix(accent, _INK, 0.2), height=height,
+                         build=build, elderly=elderly)
 
 
 # --------------------------------------------------------------------------- figure layout
@@ -344,6 +427,7 @@ def plan_figures(request: PanelRequest) -> list[Placement]:
     placements: list[Placement] = []
     shown = {c.id for c in visible}
     slot = 0
+    base_unit = unit
     for character in request.characters:
         if character.id not in shown:
             placements.append(Placement(character.id, False, 0.0, 0.0, 0.0, (0, 0, 0, 0), (0, 0, 0, 0), (0.0, 0.0)))
@@ -351,10 +435,18 @@ def plan_figures(request: PanelRequest) -> list[Placement]:
         center_x = left + safe_w * (slot + 0.5) / count
         head_top = head_tops[slot]
         slot += 1
+        look = character_look(character)
+        reach = max(1.0, look.build)        # a broad figure's arms reach further out
+        if framing != "extreme close-up":   # body type: a child is smaller, feet on the same floor
+            unit = base_unit * look.height
+            if framing in ("establishing", "wide"):
+                head_top += (base_unit - unit) * 6.0
+            else:
+                head_top += (base_unit - unit) * 1.2
         box = (
-            max(left, math.floor(center_x + _FIG_LEFT * unit)),
+            max(left, math.floor(center_x + _FIG_LEFT * reach * unit)),
             max(top, math.floor(head_top + _FIG_TOP * unit)),
-            min(right, math.ceil(center_x + _FIG_RIGHT * unit)),
+            min(right, math.ceil(center_x + _FIG_RIGHT * reach * unit)),
             min(bottom, math.ceil(head_top + _FIG_FEET * unit)),
         )
         face = (
@@ -388,9 +480,10 @@ class _Pen:
         self.draw = ImageDraw.Draw(image)
         self.ox, self.oy, self.unit = origin[0], origin[1], unit
         self.line_w = max(1, round(unit * 0.016))
+        self.sx = 1.0                   # horizontal stretch: the body's build (the head stays 1.0)
 
     def pt(self, x: float, y: float) -> tuple[float, float]:
-        return (self.ox + x * self.unit, self.oy + y * self.unit)
+        return (self.ox + x * self.unit * self.sx, self.oy + y * self.unit)
 
     def poly(self, points: list[tuple[float, float]], fill: RGB | tuple[int, int, int, int],
              outline: bool = True) -> None:
@@ -468,20 +561,41 @@ def _pose_kind(pose: str) -> str:
     return "down"
 
 
+_LONG_GARMENTS = ("kimono", "robe")
+_SHIRT_COLLAR = ("shirt", "suit", "coat", "jacket")
+
+
 def _draw_body(pen: _Pen, look: CharacterLook, full_body: bool, pose: str = "down") -> None:
+    """Legs, arms, torso and clothes, in the garment the look tags name (a kimono wraps and is tied
+    with an obi, a robe hangs to the ankles, armour has plates, a hoodie a hood...)."""
+    garment = look.garment
     outfit, outfit_dark = look.outfit, shade(look.outfit, 0.78)
+    long_robe = garment in _LONG_GARMENTS
     if full_body:
         pen.ellipse(-0.7, 5.86, 0.7, 6.08, (0, 0, 0, 70))
-        if look.skirt:
-            for side in (-1, 1):
-                pen.poly([(side * 0.08, 3.6), (side * 0.1, 5.65), (side * 0.28, 5.65), (side * 0.32, 3.6)], look.skin)
-                pen.poly([(side * 0.09, 4.85), (side * 0.1, 5.7), (side * 0.28, 5.7), (side * 0.3, 4.85)],
-                         mix(look.legs, _WHITE, 0.2))
+        if long_robe:
+            for side in (-1, 1):       # tabi socks and sandals under the hem
+                pen.ellipse(side * 0.18 - 0.15, 5.6, side * 0.18 + 0.15, 5.84, _WHITE)
+                pen.poly([(side * 0.18 - 0.17, 5.8), (side * 0.18 + 0.17, 5.8), (side * 0.18 + 0.16, 5.88),
+                          (side * 0.18 - 0.16, 5.88)], (92, 66, 48))
         else:
+            if look.skirt:
+                for side in (-1, 1):
+                    pen.poly([(side * 0.08, 3.6), (side * 0.1, 5.65), (side * 0.28, 5.65), (side * 0.32, 3.6)],
+                             look.skin)
+                    pen.poly([(side * 0.09, 4.85), (side * 0.1, 5.7), (side * 0.28, 5.7), (side * 0.3, 4.85)],
+                             mix(look.legs, _WHITE, 0.2))
+            else:
+                legs = look.outfit if garment == "armor" else look.legs
+                for side in (-1, 1):
+                    pen.poly([(side * 0.02, 3.25), (side * 0.08, 5.72), (side * 0.32, 5.72), (side * 0.47, 3.25)],
+                             legs)
+                    if garment == "armor":      # greaves and knee cops
+                        pen.ellipse(side * 0.2 - 0.12, 4.3, side * 0.2 + 0.12, 4.55, mix(legs, _WHITE, 0.25))
             for side in (-1, 1):
-                pen.poly([(side * 0.02, 3.25), (side * 0.08, 5.72), (side * 0.32, 5.72), (side * 0.47, 3.25)], look.legs)
-        for side in (-1, 1):
-            pen.ellipse(side * 0.2 - 0.17, 5.62, side * 0.2 + 0.17, 5.86, (52, 44, 52))
+                pen.ellipse(side * 0.2 - 0.17, 5.62, side * 0.2 + 0.17, 5.86, (52, 44, 52))
+    if garment == "hoodie":             # the hood lies on the shoulders behind the neck
+        pen.ellipse(-0.5, 0.78, 0.5, 1.36, outfit_dark)
     # arms behind the torso edge; the figure's left arm (screen right) follows the pose
     for side in (-1, 1):
         if side == 1 and pose == "raised":
@@ -497,12 +611,24 @@ def _draw_body(pen: _Pen, look: CharacterLook, full_body: bool, pose: str = "dow
             pen.poly([(side * x, y) for x, y in [(0.5, 1.3), (0.66, 1.4), (0.74, 2.3), (0.5, 2.3), (0.45, 1.6)]],
                      outfit_dark)
             continue
+        if long_robe:                   # wide hanging sleeves, hands just showing
+            pen.ellipse(side * 0.6 - 0.09, 2.62, side * 0.6 + 0.09, 2.86, look.skin)
+            pen.poly([(side * x, y) for x, y in
+                      [(0.5, 1.25), (0.72, 1.36), (0.96, 2.2), (0.94, 2.72), (0.5, 2.72), (0.44, 1.7)]],
+                     outfit_dark)
+            continue
         pen.poly([(side * x, y) for x, y in
                   [(0.5, 1.3), (0.66, 1.4), (0.76, 2.25), (0.72, 3.05), (0.55, 3.05), (0.55, 2.3), (0.45, 1.6)]],
                  outfit_dark)
         pen.ellipse(side * 0.635 - 0.095, 3.0, side * 0.635 + 0.095, 3.24, look.skin)
     shoulder = _bezier((0.12, 1.06), (0.6, 1.12), (0.62, 1.5), 6)
-    side_line = [(0.46, 2.0), (0.4, 2.72), (0.47, 3.35)]
+    hem = 3.35
+    if full_body and long_robe:
+        hem = 5.62
+    elif full_body and garment == "coat":
+        hem = 4.4
+    side_line = [(0.46, 2.0), (0.4, 2.72), (0.47, 3.35)] if hem <= 3.35 else \
+        [(0.46, 2.0), (0.42, 2.72), (0.46, 3.4), (0.44 if long_robe else 0.5, hem)]
     right = shoulder + side_line
     pen.poly(right + _mirror(right), outfit)
     if pose == "crossed":
@@ -510,21 +636,83 @@ def _draw_body(pen: _Pen, look: CharacterLook, full_body: bool, pose: str = "dow
         pen.ellipse(-0.48, 2.06, -0.3, 2.28, look.skin)
         pen.poly([(-0.74, 2.08), (0.36, 2.0), (0.4, 2.24), (-0.7, 2.34)], outfit_dark)
         pen.poly([(0.74, 2.12), (-0.36, 2.06), (-0.4, 2.3), (0.7, 2.38)], shade(look.outfit, 0.7))
-    if look.skirt and full_body:
+    if garment == "dress":              # the skirt flares from the waist
+        flare = [(-0.42, 2.62), (-0.8, 4.3 if full_body else 3.7), (0.8, 4.3 if full_body else 3.7), (0.42, 2.62)]
+        pen.poly(flare, outfit)
+        pen.line([(-0.2, 2.9), (-0.36, 4.1 if full_body else 3.6)], outfit_dark, 0.02)
+        pen.line([(0.2, 2.9), (0.36, 4.1 if full_body else 3.6)], outfit_dark, 0.02)
+    elif look.skirt and full_body and not long_robe:
         pen.poly([(-0.42, 2.72), (-0.64, 3.78), (0.64, 3.78), (0.42, 2.72)], look.legs)
-    # neck, shirt opening, accessory
+    # neck, collar, garment details
     pen.poly([(-0.12, 0.8), (-0.12, 1.16), (0.0, 1.26), (0.12, 1.16), (0.12, 0.8)], shade(look.skin, 0.9), outline=False)
-    pen.poly([(-0.17, 1.07), (0.0, 1.45), (0.17, 1.07)], _WHITE)
-    pen.poly([(-0.12, 1.07), (0.0, 1.28), (0.12, 1.07)], shade(look.skin, 0.9), outline=False)
-    if look.accessory == "tie":
+    _draw_garment(pen, look, hem)
+    collar = garment in _SHIRT_COLLAR or (garment == "uniform" and look.style == "blazer")
+    if look.accessory == "tie" and collar:
         pen.poly([(-0.045, 1.3), (-0.07, 1.9), (0.0, 2.0), (0.07, 1.9), (0.045, 1.3)], look.accent)
-    elif look.accessory == "ribbon":
-        pen.poly([(0.0, 1.34), (-0.2, 1.22), (-0.2, 1.46)], look.accent)
-        pen.poly([(0.0, 1.34), (0.2, 1.22), (0.2, 1.46)], look.accent)
-        pen.ellipse(-0.05, 1.29, 0.05, 1.39, shade(look.accent, 0.85))
+    elif look.accessory == "ribbon" and garment != "armor":
+        y = 1.95 if garment == "uniform" and look.style == "sailor" else 1.34
+        pen.poly([(0.0, y), (-0.2, y - 0.12), (-0.2, y + 0.12)], look.accent)
+        pen.poly([(0.0, y), (0.2, y - 0.12), (0.2, y + 0.12)], look.accent)
+        pen.ellipse(-0.05, y - 0.05, 0.05, y + 0.05, shade(look.accent, 0.85))
     elif look.accessory == "scarf":
         pen.poly([(-0.34, 1.02), (-0.36, 1.24), (0.0, 1.33), (0.36, 1.24), (0.34, 1.02), (0.0, 1.1)], look.accent)
         pen.poly([(0.1, 1.2), (0.3, 1.2), (0.34, 1.95), (0.16, 1.9)], shade(look.accent, 0.85))
+
+
+def _draw_garment(pen: _Pen, look: CharacterLook, hem: float) -> None:
+    """The garment's own marks over the torso: collars, lapels, obi, plates, buttons, pockets."""
+    garment, outfit = look.garment, look.outfit
+    dark, light = shade(outfit, 0.7), mix(outfit, _WHITE, 0.3)
+    if garment in _SHIRT_COLLAR or (garment == "uniform" and look.style == "blazer"):
+        pen.poly([(-0.17, 1.07), (0.0, 1.45), (0.17, 1.07)], _WHITE)          # shirt opening
+        pen.poly([(-0.12, 1.07), (0.0, 1.28), (0.12, 1.07)], shade(look.skin, 0.9), outline=False)
+        if garment != "shirt":                                                # lapels and buttons
+            for side in (-1, 1):
+                pen.poly([(side * 0.17, 1.07), (side * 0.3, 1.12), (side * 0.2, 1.5), (side * 0.03, 1.75)], dark)
+            pen.line([(0.0, 1.75), (0.0, hem - 0.05)], dark, 0.012)
+            for y in (2.1, 2.6) if hem <= 3.4 else (2.1, 2.6, 3.1, 3.6):
+                pen.ellipse(0.05, y - 0.035, 0.12, y + 0.035, mix(dark, _WHITE, 0.4))
+    elif garment in _LONG_GARMENTS:
+        collar = mix(outfit, _WHITE, 0.75) if sum(outfit) < 600 else shade(outfit, 0.72)
+        if garment == "kimono":   # left over right: the collar bands cross down to the obi
+            pen.poly([(0.2, 1.04), (0.3, 1.08), (-0.04, 2.12), (-0.16, 2.1)], collar)
+            pen.poly([(-0.2, 1.04), (-0.3, 1.08), (-0.02, 1.62), (0.06, 1.5)], collar)
+            pen.line([(-0.1, 2.5), (-0.04, hem - 0.05)], dark, 0.014)
+            pen.poly([(-0.47, 2.06), (0.47, 2.06), (0.46, 2.56), (-0.46, 2.56)], look.sash)   # the obi
+            pen.line([(-0.46, 2.31), (0.46, 2.31)], look.accent, 0.03)
+            pen.poly([(-0.08, 2.22), (0.08, 2.22), (0.12, 2.42), (-0.12, 2.42)], shade(look.sash, 0.8))
+        else:                     # an open robe with a corded belt
+            pen.poly([(-0.22, 1.04), (0.0, 2.1), (0.22, 1.04), (0.12, 1.04), (0.0, 1.6), (-0.12, 1.04)], collar)
+            pen.line([(-0.44, 2.4), (0.44, 2.4)], look.sash, 0.04)
+            pen.line([(0.1, 2.4), (0.16, 2.9)], look.sash, 0.025)
+            pen.line([(0.0, 2.45), (0.0, hem - 0.05)], dark, 0.014)
+    elif garment == "dress":
+        pen.ellipse(-0.18, 0.96, 0.18, 1.3, shade(look.skin, 0.95))             # round neckline
+        pen.line([(-0.42, 2.62), (0.42, 2.62)], dark, 0.03)
+    elif garment == "armor":
+        for side in (-1, 1):                                                    # pauldrons
+            pen.ellipse(side * 0.62 - 0.24, 1.1, side * 0.62 + 0.24, 1.56, light)
+        pen.line([(0.0, 1.3), (0.0, 2.7)], dark, 0.02)
+        for y in (1.9, 2.35, 2.75):
+            pen.line([(-0.4, y), (0.4, y)], dark, 0.018)
+        for k, y in enumerate((3.0, 3.3)):                                      # tassets
+            pen.poly([(-0.48 - 0.04 * k, y), (0.48 + 0.04 * k, y), (0.52 + 0.04 * k, y + 0.3),
+                      (-0.52 - 0.04 * k, y + 0.3)], shade(outfit, 0.9 - 0.08 * k))
+    elif garment == "uniform" and look.style == "sailor":
+        flap = mix(outfit, _INK, 0.5) if sum(outfit) > 450 else mix(outfit, _WHITE, 0.8)
+        pen.poly([(-0.5, 1.1), (-0.22, 1.05), (0.0, 1.95), (0.22, 1.05), (0.5, 1.1), (0.56, 1.62), (0.22, 1.62),
+                  (0.0, 2.0), (-0.22, 1.62), (-0.56, 1.62)], flap)
+        pen.line([(-0.5, 1.55), (-0.24, 1.55), (0.0, 1.92), (0.24, 1.55), (0.5, 1.55)],
+                 _WHITE if flap != _WHITE else dark, 0.02)
+    elif garment == "uniform":  # gakuran: standing collar, gold buttons down the front
+        pen.poly([(-0.17, 1.0), (0.17, 1.0), (0.19, 1.18), (-0.19, 1.18)], dark)
+        pen.line([(0.0, 1.18), (0.0, hem - 0.05)], dark, 0.014)
+        for y in (1.4, 1.8, 2.2, 2.6, 3.0):
+            pen.ellipse(-0.04, y - 0.04, 0.04, y + 0.04, (222, 184, 70))
+    elif garment == "hoodie":
+        for side in (-1, 1):                                                    # drawstrings
+            pen.line([(side * 0.08, 1.15), (side * 0.1, 1.75)], mix(outfit, _WHITE, 0.7), 0.018)
+        pen.poly([(-0.32, 2.55), (0.32, 2.55), (0.38, 3.05), (-0.38, 3.05)], shade(outfit, 0.86))
 
 
 def _draw_head(pen: _Pen, look: CharacterLook) -> None:
@@ -584,7 +772,9 @@ def _draw_face(pen: _Pen, look: CharacterLook, expression: str, state: str) -> N
     pen.line([(0.0, 0.72), (-0.015, 0.76)], shade(look.skin, 0.7), 0.014)
 
     red, dark = (196, 70, 80), (110, 36, 48)
-    if state == "mouth_open":
+    if state.startswith("mouth_") and state != "mouth_open":
+        _draw_mouth_shape(pen, state[len("mouth_"):], red, dark)
+    elif state == "mouth_open":
         if mouth in ("smile", "laugh"):
             pen.poly(_bezier((-0.12, 0.82), (0.0, 0.98), (0.12, 0.82), 8), dark)
             pen.ellipse(-0.06, 0.88, 0.06, 0.93, red, None)
@@ -637,18 +827,44 @@ def _draw_face(pen: _Pen, look: CharacterLook, expression: str, state: str) -> N
         pen.line([(-0.06, 0.57), (0.06, 0.57)], (60, 60, 70), 0.018)
 
 
+#: Lip-sync mouth shapes drawn as variants (tools.lipsync.SHAPES without "rest", the plain face).
+MOUTH_SHAPES = ("mbp", "fv", "open_small", "open_wide", "round", "ei")
+
+
+def _draw_mouth_shape(pen: _Pen, shape: str, red: tuple[int, int, int], dark: tuple[int, int, int]) -> None:
+    """One mouth of the lip-sync chart, at the face's mouth (the same for every expression: while a
+    line is spoken the mouth follows the phonemes, the eyes and brows keep the expression)."""
+    if shape == "mbp":          # lips pressed together
+        pen.line([(-0.07, 0.86), (-0.05, 0.85), (0.05, 0.85), (0.07, 0.86)], dark, 0.03)
+    elif shape == "fv":         # upper teeth on the lower lip
+        pen.poly([(-0.06, 0.83), (0.06, 0.83), (0.055, 0.865), (-0.055, 0.865)], _WHITE)
+        pen.line([(-0.065, 0.875), (0.065, 0.875)], dark, 0.02)
+    elif shape == "open_small":
+        pen.ellipse(-0.05, 0.83, 0.05, 0.89, dark, _INK)
+    elif shape == "open_wide":
+        pen.ellipse(-0.08, 0.8, 0.08, 0.96, dark, _INK)
+        pen.ellipse(-0.045, 0.9, 0.045, 0.95, red, None)
+    elif shape == "round":
+        pen.ellipse(-0.035, 0.81, 0.035, 0.91, dark, _INK)
+    elif shape == "ei":         # spread lips, teeth showing
+        pen.ellipse(-0.095, 0.83, 0.095, 0.885, dark, _INK)
+        pen.poly([(-0.075, 0.835), (0.075, 0.835), (0.07, 0.852), (-0.07, 0.852)], _WHITE, outline=False)
+
+
 @dataclass
 class _Figure:
     placement: Placement
     base: Image.Image                 # layer sprite with the expression's face
     eyes_closed: Image.Image
     mouth_open: Image.Image
+    mouths: dict[str, Image.Image] = field(default_factory=dict)   # MOUTH_SHAPES -> sprite
 
 
 def _render_figure(look: CharacterLook, expression: str, placement: Placement, full_body: bool,
-                   fade_bottom: int, pose: str = "down") -> _Figure:
+                   fade_bottom: int, pose: str = "down", mouths: bool = False) -> _Figure:
     """Draw a figure once (body, head, hair) on a small canvas, then only the face patch three
-    times (normal, eyes closed, mouth open), so variants differ in the face box alone."""
+    times (normal, eyes closed, mouth open, and with ``mouths`` each lip-sync shape), so variants
+    differ in the face box alone."""
     x0, y0, x1, y1 = placement.box
     width, height = x1 - x0, y1 - y0
     ss = 2 if width * height <= 420_000 else 1     # supersample small figures, where jaggies show
@@ -656,7 +872,9 @@ def _render_figure(look: CharacterLook, expression: str, placement: Placement, f
     origin = ((placement.center_x - x0) * ss, (placement.head_top - y0) * ss)
     pen = _Pen(canvas, origin, placement.unit * ss)
     _draw_back_hair(pen, look)
+    pen.sx = look.build
     _draw_body(pen, look, full_body, pose)
+    pen.sx = 1.0
     _draw_head(pen, look)
     base = canvas.reduce(ss) if ss > 1 else canvas.copy()
 
@@ -671,11 +889,12 @@ def _render_figure(look: CharacterLook, expression: str, placement: Placement, f
             base.putalpha(Image.fromarray(alpha.round().astype(np.uint8)))
 
     states: dict[str, Image.Image] = {}
-    for state in ("normal", "eyes_closed", "mouth_open"):
+    for state in ("normal", "eyes_closed", "mouth_open", *(f"mouth_{m}" for m in MOUTH_SHAPES if mouths)):
         patch = canvas.crop((fx0 * ss, fy0 * ss, fx1 * ss, fy1 * ss))
         face_pen = _Pen(patch, (origin[0] - fx0 * ss, origin[1] - fy0 * ss), placement.unit * ss)
         _draw_face(face_pen, look, expression, state)
         image = base.copy()
         image.paste(patch.reduce(ss) if ss > 1 else patch, (fx0, fy0))
         states[state] = image
-    return _Figure(placement, states["normal"], states["eyes_closed"], states["mouth_open"])
+    return _Figure(placement, states["normal"], states["eyes_closed"], states["mouth_open"],
+                   {m: states[f"mouth_{m}"] for m in MOUTH_SHAPES if mouths})

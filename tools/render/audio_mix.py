@@ -55,10 +55,14 @@ def _to_rate(audio: np.ndarray, sr: int) -> np.ndarray:
     return soxr.resample(audio, sr, RATE).astype(np.float32)
 
 
-def decode_music(path: Path, ffmpeg: str) -> np.ndarray:
-    """Any audio file -> mono float32 at 48 kHz via ffmpeg; InputError names a file that is not audio."""
-    proc = subprocess.run([ffmpeg, "-v", "error", "-nostdin", "-i", str(path), "-vn", "-f", "f32le", "-ac", "1",
-                           "-ar", str(RATE), "-"], capture_output=True, check=False)
+def decode_music(path: Path, ffmpeg: str, seconds: float | None = None) -> np.ndarray:
+    """Any audio file -> mono float32 at 48 kHz via ffmpeg; InputError names a file that is not audio.
+
+    With ``seconds``, only that much is read and decoded (ffmpeg ``-t`` on the input): an hour-long
+    bed under a one-minute episode costs one minute of decoding, not an hour."""
+    limit = ["-t", f"{max(seconds, 1 / RATE):.6f}"] if seconds is not None else []
+    proc = subprocess.run([ffmpeg, "-v", "error", "-nostdin", *limit, "-i", str(path), "-vn", "-f", "f32le",
+                           "-ac", "1", "-ar", str(RATE), "-"], capture_output=True, check=False)
     audio = np.frombuffer(proc.stdout, np.float32)
     if proc.returncode != 0 or audio.size == 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no audio stream"]
@@ -175,7 +179,7 @@ def mix_episode_audio(spec: EpisodeSpec, out_wav: Path, ffmpeg: str) -> MixRepor
                 dialogue[a:b] += audio[a - at:b - at]
     mix = dialogue
     if spec.music is not None:
-        music = decode_music(spec.music, ffmpeg)
+        music = decode_music(spec.music, ffmpeg, seconds=n / RATE)
         reps = -(-n // len(music))
         music = np.tile(music, reps)[:n] if reps > 1 else music[:n].copy()
         fade_in = min(n, int(MUSIC_FADE_IN_S * RATE))

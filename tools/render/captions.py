@@ -6,11 +6,15 @@ the top ``SAFE_TOP`` (12 %) holds status/title chrome and the bottom ``SAFE_BOTT
 buttons and the description, so a caption block's bottom edge sits at ``CAPTION_BOTTOM`` (74 % of the
 height, 6 % clear of that zone) and it never rises above ``SAFE_TOP``; lines wrap to fit between the
 side margins (``SIDE_MARGIN`` each side).
+
+A spoken line longer than one caption holds (``MAX_LINES`` lines of about ``MAX_LINE_CHARS``
+characters) becomes consecutive captions, each on screen for a share of the line's time in proportion
+to its characters (``split_cues``); the burned captions, the SRT and the WebVTT all use that split.
 """
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -25,6 +29,10 @@ CAPTION_BOTTOM = 0.74
 SIDE_MARGIN = 0.08
 FONT_SIZE = 0.052          # of the frame width (56 px at 1080)
 LINE_GAP = 0.25            # of the font size
+MIN_FONT_SIZE = 0.03       # of the frame width: a long caption line shrinks to this (a full 42-character
+                           # line fits a 9:16 frame) before it would wrap
+MAX_LINE_CHARS = 42        # per caption line (a CJK character counts as two)
+MAX_LINES = 2              # per caption
 
 CJK_FONT_DIRS = (Path("/usr/share/fonts/opentype/noto"), Path("/usr/share/fonts/truetype/noto"))
 CJK_FONT_NAMES = ("NotoSansCJK-Bold.ttc", "NotoSansCJK-Regular.ttc", "NotoSerifCJK-Bold.ttc")
@@ -100,14 +108,98 @@ def wrap_text(text: str, font, max_width: float) -> list[str]:
     return lines
 
 
+def text_width(text: str) -> int:
+    """Width in caption character cells: East Asian wide/fullwidth characters count as two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def caption_lines(text: str, max_chars: int = MAX_LINE_CHARS) -> list[str]:
+    """Break a line of dialogue into caption lines of at most ``max_chars`` cells: at spaces where
+    there are any, between characters in CJK text, a word longer than a line by characters."""
+    out: list[str] = []
+    for para in text.split("\n"):
+        words = para.split()
+        if not words:
+            continue
+        line = ""
+        for word in words:
+            tokens = list(word) if is_cjk(word) else [word]
+            for tok in tokens:
+                sep = " " if line and not (is_cjk(tok) and is_cjk(line[-1])) else ""
+                if line and text_width(line + sep + tok) > max_chars:
+                    out.append(line)
+                    line, sep = "", ""
+                while text_width(tok) > max_chars:          # one word wider than a line
+                    cut = len(tok)
+                    while cut > 1 and text_width(tok[:cut]) > max_chars:
+                        cut -= 1
+                    out.append(tok[:cut])
+                    tok = tok[cut:]
+                line = line + sep + tok if line else tok
+        if line:
+            out.append(line)
+    return out
+
+
+def split_caption_text(text: str, max_chars: int = MAX_LINE_CHARS, max_lines: int = MAX_LINES) -> list[str]:
+    """The captions one spoken line becomes: each at most ``max_lines`` lines (joined by newlines)
+    of ``max_chars`` cells. Lines are spread evenly over the captions, so a line just too long for
+    one caption becomes two balanced ones rather than a full one and an orphan word."""
+    lines = caption_lines(text.strip(), max_chars)
+    if not lines:
+        return []
+    count = -(-len(lines) // max_lines)
+    if count == 1:
+        return ["\n".join(lines)]
+    # the narrowest lines that still fit in `count` captions: balanced captions, no orphan word
+    total = text_width(" ".join(lines))
+    longest = max([text_width(w) for w in text.split() if not is_cjk(w)] + [2])
+    for cells in range(min(max_chars, max(longest, total // (count * max_lines))), max_chars + 1):
+        narrower = caption_lines(text.strip(), cells)
+        if len(narrower) <= count * max_lines:
+            lines = narrower
+            break
+    return ["\n".join(lines[i:i + max_lines]) for i in range(0, len(lines), max_lines)]
+
+
+def split_cues(cues: tuple[CaptionCue, ...] | list[CaptionCue], max_chars: int = MAX_LINE_CHARS,
+               max_lines: int = MAX_LINES) -> tuple[CaptionCue, ...]:
+    """Every cue as captions that fit (see ``split_caption_text``), consecutive in time, each lasting
+    a share of the cue in proportion to its characters. Empty cues are dropped."""
+    out: list[CaptionCue] = []
+    for cue in cues:
+        parts = split_caption_text(cue.text, max_chars, max_lines)
+        if len(parts) <= 1:
+            if parts:
+                out.append(cue if cue.text == parts[0] else replace(cue, text=parts[0]))
+            continue
+        weights = [max(1, text_width(p.replace("\n", " "))) for p in parts]
+        total, t, acc = sum(weights), cue.start, 0
+        for part, weight in zip(parts, weights):
+            acc += weight
+            end = cue.end if acc == total else cue.start + (cue.end - cue.start) * acc / total
+            out.append(replace(cue, text=part, start=t, end=end))
+            t = end
+    return tuple(out)
+
+
 def render_caption_rgba(text: str, width: int, font_path: Path, language: str):
-    """The caption as an RGBA Pillow image (white text, black stroke), wrapped to the safe width."""
+    """The caption as an RGBA Pillow image (white text, black stroke). Lines the text already has
+    (from ``split_caption_text``) are kept: the font shrinks (down to ``MIN_FONT_SIZE``) until the
+    widest fits the safe width, and only a line that still does not fit is wrapped."""
     from PIL import Image, ImageDraw
 
     size = max(10, round(width * FONT_SIZE))
-    font = load_font(str(font_path), size, font_index(font_path, language))
+    avail = width * (1 - 2 * SIDE_MARGIN)
+    given = [ln for ln in text.split("\n") if ln.strip()] or [text]
+    index = font_index(font_path, language)
+    font = load_font(str(font_path), size, index)
+    widest = max(font.getlength(ln) for ln in given) + 2 * max(2, size // 12)
+    if widest > avail:
+        size = max(round(width * MIN_FONT_SIZE), int(size * avail / widest), 10)
+        font = load_font(str(font_path), size, index)
     stroke = max(2, size // 12)
-    lines = wrap_text(text, font, width * (1 - 2 * SIDE_MARGIN) - 2 * stroke)
+    lines = [w for ln in given for w in wrap_text(ln, font, avail - 2 * stroke)]
     body = "\n".join(lines)
     probe = ImageDraw.Draw(Image.new("RGBA", (1, 1)))
     spacing = round(size * LINE_GAP)
@@ -143,7 +235,7 @@ class CaptionTrack:
                  language: str) -> None:
         self.w, self.h = width, height
         self.patches: list[CaptionPatch] = []
-        for cue in cues:
+        for cue in split_cues(cues):
             if not cue.text.strip():
                 continue
             path = font_path or find_caption_font(language, cue.text)

@@ -7,6 +7,7 @@ a half file where a finished one is expected.
 """
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -19,6 +20,7 @@ import numpy as np
 from memory.errors import BackendError
 
 QUEUE_FRAMES = 6
+MANIFEST = "parts.json"     # in a run folder: which part becomes which cache file, and its frames
 
 
 def ffmpeg_exe() -> str:
@@ -42,6 +44,28 @@ def ffprobe_exe() -> str:
 
 def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.part{path.suffix}")
+
+
+def durable_replace(tmp: Path, dest: Path) -> Path:
+    """Rename a finished file into place so that a crash or power cut right after leaves either no
+    file or the whole file: its data is fsync'd before the rename and the folder after it."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(dest)
+    try:
+        dfd = os.open(dest.parent, os.O_RDONLY)
+    except OSError:
+        return dest
+    try:
+        os.fsync(dfd)
+    except OSError:
+        pass
+    finally:
+        os.close(dfd)
+    return dest
 
 
 def _run(cmd: list[str], what: str) -> None:
@@ -90,13 +114,19 @@ class SegmentEncoder:
             self.tmp = out.parent / f".run-{os.getpid()}-{threading.get_ident()}-{out.stem[:16]}"
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp.mkdir(parents=True)
+            self._fps = fps
             cmd += ["-force_key_frames", "expr:" + "+".join(f"eq(n,{b})" for b in bounds), "-forced-idr", "1",
                     "-f", "segment", "-segment_format", "mp4", "-segment_frames", ",".join(map(str, bounds)),
                     "-reset_timestamps", "1", "-avoid_negative_ts", "disabled",  # each part starts at 0
                     "-segment_list", str(self.tmp / "done.csv"), "-segment_list_type", "csv",
                     str(self.tmp / "part%04d.mp4")]
         self._moved: set[str] = set()
+        self.harvested: list[int] = []      # parts moved into place, in the order they were moved
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        if self.parts is not None:          # lets a later render rescue finished parts after a kill
+            (self.tmp / MANIFEST).write_text(json.dumps({
+                "ffmpeg_pid": self.proc.pid, "fps": fps,
+                "parts": [[str(path), frames] for path, frames in self.parts]}))
         _widen_pipe(self.proc.stdin)
         self._q: queue.Queue[np.ndarray | None] = queue.Queue(QUEUE_FRAMES)
         # recycled frame buffers: a fresh 3 MB array per frame costs page faults on every frame
@@ -155,7 +185,8 @@ class SegmentEncoder:
             self._remove_tmp()
             raise BackendError(f"ffmpeg failed on segment {self.out.name} (exit {rc}): {err[-800:]}")
         if self.parts is None:
-            self.tmp.replace(self.out)
+            durable_replace(self.tmp, self.out)
+            self.harvested.append(0)
             return self.out
         self.harvest()
         if len(self._moved) != len(self.parts):
@@ -164,16 +195,18 @@ class SegmentEncoder:
         self._remove_tmp()
         return self.out
 
-    def harvest(self, limit: int | None = None) -> None:
-        """Move the parts ffmpeg has finished (listed in done.csv once closed) into place, so a
-        killed run keeps every segment it completed; ``limit``: only the first N parts (the ones
-        whose frames were all fed — a part cut short by an abort is listed too, and dropped)."""
+    def harvest(self, limit: int | None = None) -> list[int]:
+        """Move the parts ffmpeg has finished (listed in done.csv once closed) into place, fsync'd,
+        so a killed run keeps every segment it completed; ``limit``: only the first N parts (the
+        ones whose frames were all fed — a part cut short by an abort is listed too, and dropped).
+        Returns the indices moved by this call."""
         if self.parts is None:
-            return
+            return []
         try:
             listed = (self.tmp / "done.csv").read_text().splitlines()
         except OSError:
-            return
+            return []
+        moved = []
         for line in listed:
             name = line.split(",", 1)[0].strip()
             if not name or name in self._moved or not name.startswith("part"):
@@ -181,8 +214,11 @@ class SegmentEncoder:
             index = int(name[4:8])
             if index < min(len(self.parts), limit if limit is not None else len(self.parts)) \
                     and (self.tmp / name).is_file():
-                (self.tmp / name).replace(self.parts[index][0])   # each segment appears whole or not at all
+                durable_replace(self.tmp / name, self.parts[index][0])  # whole or not at all
                 self._moved.add(name)
+                self.harvested.append(index)
+                moved.append(index)
+        return moved
 
     def _remove_tmp(self) -> None:
         if self.tmp.is_dir():
@@ -231,9 +267,12 @@ class SegmentEncoder:
 def encode_audio(wav: Path, out_m4a: Path) -> Path:
     """AAC 192 kb/s, 48 kHz, written atomically."""
     tmp = _tmp_name(out_m4a)
-    _run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(wav),
-          "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-f", "mp4", str(tmp)], f"encode audio {wav}")
-    tmp.replace(out_m4a)
+    try:
+        _run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(wav),
+              "-c:a", "aac", "-b:a", "192k", "-ar", "48000", "-f", "mp4", str(tmp)], f"encode audio {wav}")
+        durable_replace(tmp, out_m4a)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out_m4a
 
 
@@ -250,7 +289,59 @@ def join_and_mux(segments: list[Path], audio_m4a: Path, out_mp4: Path, list_file
               "-f", "concat", "-safe", "0", "-i", str(list_file), "-i", str(audio_m4a),
               "-map", "0:v:0", "-map", "1:a:0", "-c", "copy", "-movflags", "+faststart",
               "-f", "mp4", str(tmp)], f"join {len(segments)} segments into {out_mp4}")
-        tmp.replace(out_mp4)
+        durable_replace(tmp, out_mp4)
     finally:
         tmp.unlink(missing_ok=True)
     return out_mp4
+
+
+def _video_packets(path: Path) -> int | None:
+    """Video packets (= frames) in an MP4, counted by demuxing only; None when ffprobe is missing."""
+    probe = shutil.which("ffprobe")
+    if probe is None:
+        return None
+    proc = subprocess.run([probe, "-v", "error", "-select_streams", "v:0", "-count_packets", "-show_entries",
+                           "stream=nb_read_packets", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                          check=False)
+    try:
+        return int(proc.stdout.strip().splitlines()[0].strip(","))
+    except (ValueError, IndexError):
+        return 0
+
+
+def recover_run(run_dir: Path) -> list[Path]:
+    """Rescue the segments a killed render finished: the parts its ffmpeg closed (listed in
+    done.csv) that hold every frame the manifest expects are moved into the cache; the rest of the
+    run folder is removed. Returns the cache files recovered."""
+    recovered: list[Path] = []
+    try:
+        manifest = json.loads((run_dir / MANIFEST).read_text())
+        parts = [(Path(p), int(n)) for p, n in manifest["parts"]]
+        fps = float(manifest["fps"])
+        listed = (run_dir / "done.csv").read_text().splitlines()
+    except (OSError, ValueError, KeyError, TypeError):
+        listed, parts, fps = [], [], 24.0
+    for line in listed:
+        fields = [f.strip() for f in line.split(",")]
+        name = fields[0]
+        if not name.startswith("part") or not name[4:8].isdigit() or not (run_dir / name).is_file():
+            continue
+        index = int(name[4:8])
+        if index >= len(parts):
+            continue
+        dest, frames = parts[index]
+        if dest.parent != run_dir.parent or dest.exists():
+            continue
+        packets = _video_packets(run_dir / name)
+        if packets is None:  # no ffprobe: trust the muxer's own start/end times
+            try:
+                complete = abs(float(fields[2]) - float(fields[1]) - frames / fps) < 0.5 / fps
+            except (IndexError, ValueError):
+                complete = False
+        else:
+            complete = packets == frames
+        if complete:
+            durable_replace(run_dir / name, dest)
+            recovered.append(dest)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return recovered

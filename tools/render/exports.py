@@ -28,11 +28,14 @@ class TimedCaption:
 
 
 def episode_captions(spec: EpisodeSpec) -> list[TimedCaption]:
-    """Every caption with absolute episode times, in time order."""
+    """Every caption with absolute episode times, in time order: long lines split as they are burned
+    in (``captions.split_cues``), whether or not the picture burns them (a speech bubble instead)."""
+    from tools.render.captions import split_cues
+
     out = []
     for f, shot in zip(frame_plan(spec), spec.shots):
         s0, s1 = f.start / spec.fps, (f.start + f.length) / spec.fps
-        for cue in shot.captions:
+        for cue in split_cues(shot.captions):
             a, b = max(s0, s0 + cue.start), min(s1, s0 + cue.end)
             if b > a and cue.text.strip():
                 out.append((a, b, cue.text, cue.speaker, shot.shot_id))

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from memory.errors import InputError
-from tools.render.spec import ShotSpec
+from tools.render.spec import OVERLAY_LAYERS, ShotSpec
 
 #: how far each move zooms (1.0 = the panel just covers the frame)
 PUSH_ZOOM = 1.15
@@ -154,6 +154,41 @@ def mouth_schedule(envelope: np.ndarray) -> np.ndarray:
     return out
 
 
+def mouth_shapes(shot: ShotSpec, fps: int) -> dict[str, list[str]]:
+    """Per speaking character, the mouth each frame of the shot shows.
+
+    Takes with a phoneme track (`TakeCue.visemes`) give a shape per frame (`tools.lipsync.SHAPES`);
+    takes without one (uploads, OpenAI speech) flap on loudness: ``"open"`` where the envelope
+    opens the mouth. A take with a ``speaker`` moves only that character's mouth; one without moves
+    every speaker's.
+    """
+    from dataclasses import replace
+
+    from tools.lipsync import read_track, shapes_per_frame
+
+    n = max(1, round(shot.duration * fps))
+    tracks: dict[Path, list] = {}
+    envelopes: dict[tuple, np.ndarray] = {}
+    out: dict[str, list[str]] = {}
+    for cid in shot.speakers:
+        mine = [t for t in shot.takes if not t.speaker or t.speaker == cid]
+        tracked = []
+        for take in mine:
+            if take.visemes is not None:
+                if take.visemes not in tracks:
+                    tracks[take.visemes] = read_track(take.visemes)
+                tracked.append((take.start, tracks[take.visemes]))
+        frames = shapes_per_frame(tracked, n, fps) if tracked else ["rest"] * n
+        untracked = tuple(t for t in mine if t.visemes is None)
+        if untracked:
+            if untracked not in envelopes:
+                envelopes[untracked] = mouth_schedule(take_envelope(replace(shot, takes=untracked), fps))
+            flaps = envelopes[untracked]
+            frames = ["open" if flaps[k] and frames[k] == "rest" else frames[k] for k in range(n)]
+        out[cid] = frames
+    return out
+
+
 def blink_schedule(seed: int, char_id: str, duration: float, fps: int) -> list[tuple[float, float]]:
     """Blinks at natural, seeded intervals (2-6 s apart, 3-4 frames each): (start, end) seconds."""
     import zlib
@@ -200,6 +235,7 @@ class CameraMotion:
         self._post_vignette = None
         mask = self._make_vignette() if shot.vignette else None
         self.layered = bool(shot.layers)
+        self._mouths = mouth_shapes(shot, fps) if shot.speakers and shot.takes else {}
         if not self.layered:
             rgb = self._prescale(panel[..., :3], self.zmax, cv2.INTER_AREA, even=True)
             rgb = grade_rgb(rgb, shot.grade)
@@ -215,7 +251,6 @@ class CameraMotion:
         if mask is not None:
             self._post_vignette = self._vignette_i420(mask)
         self.blinks = {cid: blink_schedule(shot.seed, cid, self.duration, fps) for cid in self._char_ids()}
-        self._mouth = mouth_schedule(take_envelope(shot, fps)) if shot.speakers and shot.takes else None
         self._flicker_luts: dict[int, np.ndarray] = {}
 
     # ---------------------------------------------------------------- set-up
@@ -263,13 +298,16 @@ class CameraMotion:
         self._back = grade_rgb(self._prescale(back, self.kb, cv2.INTER_AREA), shot.grade)
         # premultiplied RGBA sprites, cropped to their bounding box in source coordinates
         self._sprites: dict[str, tuple[float, np.ndarray, tuple[int, int]]] = {}
-        keys = [k for k in shot.layers if k.startswith("char:")] + (["overlay"] if "overlay" in shot.layers else [])
+        keys = [k for k in shot.layers if k.startswith("char:")] + [k for k in OVERLAY_LAYERS if k in shot.layers]
         for key in keys:
-            depth = DEPTH["overlay"] if key == "overlay" else DEPTH["char"]
+            depth = DEPTH["overlay"] if key in OVERLAY_LAYERS else DEPTH["char"]
             k = 1 + (self.zmax - 1) * depth
             paths = {key: shot.layers[key]}
             if key.startswith("char:"):
-                for v in ("eyes_closed", "mouth_open"):
+                used = set(self._mouths.get(key[5:], ()))
+                wanted = ["eyes_closed", "mouth_open" if used - {"rest", "mbp"} else ""]
+                wanted += [f"mouth_{shape}" for shape in used if shape not in ("rest", "open")]
+                for v in filter(None, wanted):
                     if f"{key}:{v}" in shot.variants:
                         paths[f"{key}:{v}"] = shot.variants[f"{key}:{v}"]
             imgs = {n: self._prescale(_load_rgba(p, f"shot {shot.shot_id}: {n}"), k, cv2.INTER_AREA)
@@ -333,21 +371,30 @@ class CameraMotion:
     def eyes_closed(self, char_id: str, t: float) -> bool:
         return any(a <= t < b for a, b in self.blinks.get(char_id, ()))
 
+    def mouth_shape(self, char_id: str, t: float) -> str:
+        """The mouth of ``char_id`` at t: a `tools.lipsync.SHAPES` name, or "open" (a loudness flap)."""
+        frames = self._mouths.get(char_id)
+        if not frames:
+            return "rest"
+        return frames[min(len(frames) - 1, max(0, int(t * self.fps + 1e-6)))]
+
     def mouth_open(self, char_id: str, t: float) -> bool:
-        if self._mouth is None or char_id not in self.shot.speakers:
-            return False
-        k = min(len(self._mouth) - 1, max(0, round(t * self.fps)))
-        return bool(self._mouth[k])
+        return self.mouth_shape(char_id, t) not in ("rest", "mbp")
 
     def sprite_for(self, key: str, t: float) -> str:
-        """Which image stands for layer ``key`` at time t (a blink wins over an open mouth)."""
+        """Which image stands for layer ``key`` at time t (a blink wins over the mouth; a panel
+        drawn without a shape's variant shows its open mouth, or the closed one for M/B/P)."""
         if not key.startswith("char:"):
             return key
         cid = key[5:]
         if self.eyes_closed(cid, t) and f"{key}:eyes_closed" in self._sprites:
             return f"{key}:eyes_closed"
-        if self.mouth_open(cid, t) and f"{key}:mouth_open" in self._sprites:
-            return f"{key}:mouth_open"
+        shape = self.mouth_shape(cid, t)
+        if shape in ("rest", "mbp") and f"{key}:mouth_{shape}" not in self._sprites:
+            return key
+        for name in (f"{key}:mouth_{shape}", f"{key}:mouth_open"):
+            if name in self._sprites:
+                return name
         return key
 
     # ---------------------------------------------------------------- frames
@@ -421,7 +468,7 @@ class CameraMotion:
                                flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         for key in [k for k in self._sprites if k.count(":") <= 1]:
             k, prem, (sx, sy) = self._sprites[self.sprite_for(key, t)]
-            depth = DEPTH["overlay"] if key == "overlay" else DEPTH["char"]
+            depth = DEPTH["overlay"] if key in OVERLAY_LAYERS else DEPTH["char"]
             m = self._matrix(t, k, depth)
             bh, bw = prem.shape[:2]
             corners = np.array([[sx, sy, 1], [sx + bw, sy + bh, 1]], np.float32) @ m.T

@@ -3,14 +3,18 @@
 Each segment file is named by the sha256 of everything that decides its pixels (file contents of
 panels/layers/variants/takes, every shot parameter, captions, frame range, size, fps, encoder settings,
 font, renderer version), so an edit re-encodes only what it touches: changing one shot re-renders its
-body and the transitions on either side of it. Segments are renamed into the cache only when complete,
-so a killed render resumes from what was finished.
+body and the transitions on either side of it. Segments are fsync'd and renamed into the cache as each
+one completes (a "rendered …" progress message means it is there), so a killed render resumes from
+everything it finished; the next render also rescues the segments a killed render's encoder closed
+after its death, and removes every temporary of a process that is gone (``clean_leftovers``), on start
+and on success.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from memory.errors import StoryreelError
+from memory.faults import crash_point
 from tools.render.spec import (
     EpisodeSpec,
     ShotFrames,
@@ -29,7 +34,7 @@ from tools.render.spec import (
     validate_spec,
 )
 
-RENDERER_VERSION = "storyreel-render-1"
+RENDERER_VERSION = "storyreel-render-2"   # 2: long captions split over time
 Progress = Callable[[float, str], None]
 
 
@@ -58,6 +63,7 @@ class RenderResult:
     rebuilt_segments: tuple[str, ...]
     reused_segments: tuple[str, ...]
     timeline: list
+    warnings: tuple[str, ...] = ()      # what the caller found stale or out of date (agent.cut.render_warnings)
 
 
 class RenderCancelled(StoryreelError):
@@ -94,7 +100,10 @@ def shot_fingerprint(shot: ShotSpec) -> dict:
     d["variants"] = {k: file_sha256(p) for k, p in sorted(shot.variants.items())}
     d["clip"] = [file_sha256(p) for p in shot.clip]
     # the mouth follows the takes only when someone speaks; otherwise takes do not touch the picture
-    d["takes"] = [(file_sha256(t.wav), t.start) for t in shot.takes] if shot.speakers and shot.layers else []
+    d["takes"] = ([(file_sha256(t.wav), t.start, file_sha256(t.visemes) if t.visemes else None, t.speaker)
+                   for t in shot.takes] if shot.speakers and shot.layers else [])
+    if not shot.burn_captions:  # the captions go to the SRT/VTT only
+        d["captions"] = []
     d.pop("transition_in")      # belongs to the transition segment, not the shot's pixels
     d.pop("transition_s")
     return d
@@ -161,7 +170,8 @@ class _ShotPictures:
                 spec, shot = self.spec, self.spec.shots[i]
                 motion_cls = ClipMotion if shot.clip else CameraMotion
                 self._ready[i] = (motion_cls(shot, spec.width, spec.height, spec.fps),
-                                  CaptionTrack(shot.captions, spec.width, spec.height, spec.font, spec.language))
+                                  CaptionTrack(shot.captions if shot.burn_captions else (), spec.width,
+                                               spec.height, spec.font, spec.language))
             return self._ready[i]
 
     def release(self, i: int) -> None:
@@ -181,35 +191,52 @@ class _ShotPictures:
 
 def _render_run(run: list[Segment], spec: EpisodeSpec, pics: _ShotPictures, path_of: dict[str, Path],
                 cancel: threading.Event, done: Callable[[Segment], None]) -> None:
-    """Consecutive segments through one encoder run (one file per segment)."""
+    """Consecutive segments through one encoder run (one file per segment). ``done`` is called for a
+    segment once its file is complete and in the cache (fsync'd and renamed), not merely fed: what
+    was reported done survives a kill."""
     from tools.render.encode import SegmentEncoder
     from tools.render.motion import blend_transition
 
     parts = [(path_of[s.key], s.frames) for s in run]
     released: set[int] = set()
+    reported = 0
+    enc = SegmentEncoder(parts[0][0], spec.width, spec.height, spec.fps, spec.preset, spec.crf, parts=parts)
+
+    def report_cached() -> None:
+        nonlocal reported
+        for index in enc.harvested[reported:]:
+            done(run[index])
+        reported = len(enc.harvested)
+
     try:
-        with SegmentEncoder(parts[0][0], spec.width, spec.height, spec.fps, spec.preset, spec.crf,
-                            parts=parts) as enc:
-            scratch = None
-            for k, seg in enumerate(run):
-                for n in range(seg.start, seg.end):
-                    if cancel.is_set():
-                        raise RenderCancelled(f"render stopped during {seg.label}")
-                    if seg.kind == "shot":
-                        enc.write(pics.picture(seg.shot, n, enc.buffer()))
-                    else:
-                        if scratch is None:
-                            scratch = (enc.buffer(), enc.buffer())
-                        p = (n - seg.start + 0.5) / seg.frames
-                        kind = spec.shots[seg.shot].transition_in
-                        a, b = pics.picture(seg.shot - 1, n, scratch[0]), pics.picture(seg.shot, n, scratch[1])
-                        enc.write(blend_transition(kind, a, b, p, spec.height, spec.width, enc.buffer()))
-                for i in ((seg.shot - 1, seg.shot) if seg.kind == "transition" else (seg.shot,)):
-                    pics.release(i)
-                released.add(k)
-                enc.part_fed()
-                enc.harvest(limit=enc.fed)
-                done(seg)
+        scratch = None
+        for k, seg in enumerate(run):
+            for n in range(seg.start, seg.end):
+                if cancel.is_set():
+                    raise RenderCancelled(f"render stopped during {seg.label}")
+                if n == seg.start + seg.frames // 2:
+                    crash_point("mid-render-segment")
+                if seg.kind == "shot":
+                    enc.write(pics.picture(seg.shot, n, enc.buffer()))
+                else:
+                    if scratch is None:
+                        scratch = (enc.buffer(), enc.buffer())
+                    p = (n - seg.start + 0.5) / seg.frames
+                    kind = spec.shots[seg.shot].transition_in
+                    a, b = pics.picture(seg.shot - 1, n, scratch[0]), pics.picture(seg.shot, n, scratch[1])
+                    enc.write(blend_transition(kind, a, b, p, spec.height, spec.width, enc.buffer()))
+            for i in ((seg.shot - 1, seg.shot) if seg.kind == "transition" else (seg.shot,)):
+                pics.release(i)
+            released.add(k)
+            enc.part_fed()
+            enc.harvest(limit=enc.fed)
+            report_cached()
+    except BaseException:
+        enc.abort()
+        raise
+    else:
+        enc.close()
+        report_cached()
     finally:
         for k, seg in enumerate(run):
             if k not in released:
@@ -263,6 +290,74 @@ def _contact_sheet(spec: EpisodeSpec, plan: list[ShotFrames], cache_dir: Path, o
     return out
 
 
+# --------------------------------------------------------------------------- leftovers of killed renders
+
+#: temporaries a render writes: run folders, side folders, concat lists, mixes (pid first) ...
+_TEMP_WITH_PID = re.compile(r"^\.(?:run|side|concat|mix)-(\d+)-")
+#: ... and files being written under a temporary name (``.<name>.<pid>[.<thread>].part<suffix>``)
+_PART_WITH_PID = re.compile(r"^\..*?\.(\d+)\.(?:\d+\.)?part(?:\.|$)")
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie counts as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def clean_leftovers(out_dir: Path, cache_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Tidy what killed renders left: segments their ffmpeg finished are rescued into the cache
+    (``encode.recover_run``), and every temporary of a process that is gone is removed (run and side
+    folders, concat lists, mixes, ``*.part*`` files). Temporaries of this process and of live ones
+    are left alone, so two renders sharing a cache never delete each other's work.
+    Returns (segments recovered, temporaries removed)."""
+    import shutil
+
+    from tools.render.encode import MANIFEST, recover_run
+
+    recovered: list[Path] = []
+    removed: list[Path] = []
+    folders = [Path(out_dir), Path(cache_dir), Path(cache_dir) / "segments", Path(cache_dir) / "audio",
+               Path(cache_dir) / "sheets"]
+    for folder in folders:
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for path in entries:
+            name = path.name
+            match = _TEMP_WITH_PID.match(name) or _PART_WITH_PID.match(name)
+            if not match:
+                continue
+            pid = int(match.group(1))
+            if pid == os.getpid() or _pid_alive(pid):
+                continue
+            if name.startswith(".run-") and path.is_dir():
+                try:
+                    ffmpeg_pid = int(json.loads((path / MANIFEST).read_text()).get("ffmpeg_pid", 0))
+                except (OSError, ValueError, AttributeError):
+                    ffmpeg_pid = 0
+                if _pid_alive(ffmpeg_pid):      # its encoder is still closing the parts it has
+                    continue
+                recovered += recover_run(path)
+            elif path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+    return recovered, removed
+
+
 # --------------------------------------------------------------------------- the entry point
 
 
@@ -290,6 +385,7 @@ def render_episode(spec: EpisodeSpec, out_dir: Path, cache_dir: Path, *, progres
     out_dir.mkdir(parents=True, exist_ok=True)
     seg_dir = cache_dir / "segments"
     seg_dir.mkdir(parents=True, exist_ok=True)
+    clean_leftovers(out_dir, cache_dir)          # a killed render's finished segments are kept
     report = progress or (lambda f, m: None)
     ffmpeg = ffmpeg_exe()
     plan = frame_plan(spec)
@@ -359,6 +455,7 @@ def render_episode(spec: EpisodeSpec, out_dir: Path, cache_dir: Path, *, progres
         import shutil
 
         shutil.rmtree(side_dir, ignore_errors=True)
+    clean_leftovers(out_dir, cache_dir)
     report(1.0, "done")
     return RenderResult(mp4, srt, vtt, otio_path, sheet, total_frames(plan) / spec.fps,
                         tuple(s.label for s in todo), reused, timeline(spec))

@@ -22,6 +22,9 @@ CAMERA_MOVES = ("static", "push-in", "pull-out", "pan", "tilt", "shake")
 TRANSITIONS = ("cut", "crossfade", "dip", "slide", "whip")
 GRADES = ("none", "warm", "cool", "desaturated", "night")
 EASES = ("in_out", "linear", "in", "out")
+#: layers drawn over the characters, in this order: guides (storyboard marks), the speech bubble, and
+#: "overlay" (an older painter's guides + bubble in one layer)
+OVERLAY_LAYERS = ("guides", "bubble", "overlay")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class CaptionCue:
 class TakeCue:
     wav: Path             # 48 kHz mono WAV (other rates are resampled)
     start: float          # seconds from the shot start
+    visemes: Path | None = None   # its mouth track (tools.lipsync); None: the mouth flaps on loudness
+    speaker: str = ""     # char id whose mouth it moves ("": every speaker's; a narrator's name: nobody's)
 
 
 @dataclass(frozen=True)
@@ -44,16 +49,17 @@ class ShotSpec:
     panel: Path
     duration: float
     camera_move: str = "static"                               # see CAMERA_MOVES
-    layers: dict[str, Path] = field(default_factory=dict)     # "backdrop", "char:<id>", "overlay"
-    variants: dict[str, Path] = field(default_factory=dict)   # "char:<id>:eyes_closed" / ":mouth_open"
-    speakers: tuple[str, ...] = ()                            # char ids whose mouths flap with the takes
+    layers: dict[str, Path] = field(default_factory=dict)     # "backdrop", "char:<id>", overlays (OVERLAY_LAYERS)
+    variants: dict[str, Path] = field(default_factory=dict)   # "char:<id>:eyes_closed" / ":mouth_open" / ":mouth_<shape>"
+    speakers: tuple[str, ...] = ()                            # char ids whose mouths move with the takes
     transition_in: str = "cut"                                # see TRANSITIONS
     transition_s: float = 0.5
     grade: str = "none"                                       # see GRADES
     vignette: bool = False
     flicker: bool = False
     flash: bool = False                                       # impact flash at the shot start
-    captions: tuple[CaptionCue, ...] = ()
+    captions: tuple[CaptionCue, ...] = ()                     # the shot's lines: SRT/VTT, and burned in
+    burn_captions: bool = True                                # False: the panel shows the line (a bubble)
     takes: tuple[TakeCue, ...] = ()
     seed: int = 0
     ease: str = "in_out"
@@ -127,6 +133,7 @@ def validate_spec(spec: EpisodeSpec) -> None:
         paths += [(f"layer {k}", p) for k, p in shot.layers.items()]
         paths += [(f"variant {k}", p) for k, p in shot.variants.items()]
         paths += [("take", t.wav) for t in shot.takes]
+        paths += [("mouth track", t.visemes) for t in shot.takes if t.visemes is not None]
         for what, path in paths:
             if not Path(path).is_file():
                 raise InputError(f"shot {sid}: {what} file {path} does not exist; redraw or re-voice it")
