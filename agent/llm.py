@@ -11,6 +11,7 @@ server (`agent.llm_server`); only the base URL, model name and JSON mode differ.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -75,19 +76,28 @@ def generate_structured(
     temperature: float = 0.7,
     seed: int | None = None,
     max_tokens: int = 768,
+    known: Mapping[str, Any] | None = None,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> T:
     """Ask `model` for one `output` instance, validating the reply and repairing it up to `retries` times.
 
     `check` adds domain rules that a JSON schema cannot express (e.g. "every shot names a known
     character"); its problems are sent back to the model exactly like schema errors.
+    `known` holds fields the app sets itself (a scene's episode and number, a plan's scene id): they
+    are left out of the schema the model is asked for and filled in before validation, so the model
+    can never get them wrong. `prepare` normalises the parsed reply before validation (e.g. a
+    speaker's canonical spelling). Every reply is HTML-unescaped (`&#34;` -> `"`) before validation.
     `LLMUnavailableError` and other backend errors pass through at once: retrying a dead server
-    only makes the director wait longer.
+    only makes the director wait longer. The final `LLMOutputError` carries the last reply as `raw`
+    and its parsed, prepared object (or None) as `partial`, for a caller's fallback.
     """
     if retries < 0:
         raise InputError(f"retries must be 0 or more, got {retries}")
-    schema = output.model_json_schema()
+    known = dict(known or {})
+    schema = schema_without(output.model_json_schema(), known)
     conversation: list[dict[str, str]] = list(messages)
     raw = ""
+    partial: dict[str, Any] | None = None
     problems: list[str] = []
     for _attempt in range(1 + retries):
         try:
@@ -100,7 +110,7 @@ def generate_structured(
             raw = getattr(exc, "raw", "") or ""
             problems = ["the reply was empty; answer with one JSON object"]
         else:
-            instance, problems = _parse_reply(raw, output)
+            instance, problems, partial = _parse_reply(raw, output, known, prepare)
             if instance is not None and not problems and check is not None:
                 problems = [str(p) for p in check(instance)]
             if instance is not None and not problems:
@@ -117,22 +127,60 @@ def generate_structured(
         + f". Reply began: {excerpt!r}. Try again, or point project.toml [llm] at a stronger model."
     )
     err.raw = raw  # type: ignore[attr-defined]
+    err.partial = partial  # type: ignore[attr-defined]
     raise err
 
 
-def _parse_reply(raw: str, output: type[T]) -> tuple[T | None, list[str]]:
-    """Validate `raw` as `output`; on failure return the problems, phrased for the model to fix."""
+def schema_without(schema: dict[str, Any], known: Mapping[str, Any]) -> dict[str, Any]:
+    """`schema` minus the top-level properties the app fills itself."""
+    if not known:
+        return schema
+    schema = dict(schema)
+    schema["properties"] = {k: v for k, v in schema.get("properties", {}).items() if k not in known}
+    if "required" in schema:
+        schema["required"] = [k for k in schema["required"] if k not in known]
+    return schema
+
+
+def unescape_entities(value: Any) -> Any:
+    """Small models sometimes write HTML entities (`&#34;`, `&amp;`); canon wants the characters."""
+    if isinstance(value, str):
+        return html.unescape(value) if "&" in value else value
+    if isinstance(value, list):
+        return [unescape_entities(v) for v in value]
+    if isinstance(value, dict):
+        return {k: unescape_entities(v) for k, v in value.items()}
+    return value
+
+
+def _parse_reply(
+    raw: str,
+    output: type[T],
+    known: Mapping[str, Any] | None = None,
+    prepare: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[T | None, list[str], dict[str, Any] | None]:
+    """Validate `raw` as `output` (unescaped, known fields filled, prepared); on failure return the
+    problems, phrased for the model to fix, and the parsed object when the reply held one."""
     try:
-        return output.model_validate_json(raw), []
-    except ValidationError as exc:
-        first_problems = _validation_problems(exc)
-    candidate = _first_json_object(raw)
+        candidate: Any = json.loads(raw)
+    except ValueError:
+        candidate = None
+    if not isinstance(candidate, dict):
+        candidate = _first_json_object(raw)
     if candidate is None:
-        return None, first_problems
+        try:
+            output.model_validate_json(raw)
+        except ValidationError as exc:
+            return None, _validation_problems(exc), None
+        return None, ["the reply is not one JSON object"], None
+    candidate = unescape_entities(candidate)
+    candidate.update(known or {})
+    if prepare is not None:
+        candidate = prepare(candidate)
     try:
-        return output.model_validate(candidate), []
+        return output.model_validate(candidate), [], candidate
     except ValidationError as exc:
-        return None, _validation_problems(exc)
+        return None, _validation_problems(exc), candidate
 
 
 def _first_json_object(text: str) -> dict[str, Any] | None:
@@ -276,6 +324,82 @@ class OpenAIChatModel:
             )
         return content
 
+    def chat_with_tools(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        tool_choice: str = "auto",
+        temperature: float = 0.2,
+        max_tokens: int = 512,
+    ) -> dict[str, Any]:
+        """One turn of native tool calling (`tools=[…]`, `tool_choice`): `{"content": text or None,
+        "tool_calls": [{"id", "name", "arguments" (JSON text)}]}`.
+
+        An endpoint that rejects `tools` (HTTP 400/404/422/500/501) is asked for a JSON "action" reply
+        instead (`{"actions": [{"tool", "arguments"}]}`, schema-constrained where it can be), and the
+        instance remembers that (`tool_form`). The caller validates every call; nothing here trusts it.
+        """
+        if getattr(self, "_tool_form", None) != "json_action":
+            request = {"model": self.model, "messages": [_sendable(m) for m in messages], "tools": tools,
+                       "tool_choice": tool_choice, "temperature": temperature, "max_tokens": max_tokens}
+            try:
+                completion = self._create_raw(request)
+            except self._openai.APIStatusError as exc:
+                if exc.status_code not in (400, 404, 422, 500, 501) or getattr(self, "_tool_form", None):
+                    raise self._mapped(exc) from exc
+                self._tool_form = "json_action"
+            except self._openai.OpenAIError as exc:
+                raise self._mapped(exc) from exc
+            else:
+                self._tool_form = "tools"
+                choices = getattr(completion, "choices", None) or []
+                message = choices[0].message if choices else None
+                calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+                         for c in (getattr(message, "tool_calls", None) or []) if getattr(c, "function", None)]
+                return {"content": getattr(message, "content", None), "tool_calls": calls}
+        return self._json_action(messages, tools, temperature=temperature, max_tokens=max_tokens)
+
+    @property
+    def tool_form(self) -> str | None:
+        """How tools are chosen: "tools" (native calls), "json_action" (fallback), None until known."""
+        return getattr(self, "_tool_form", None)
+
+    def _json_action(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]], *, temperature: float,
+                     max_tokens: int) -> dict[str, Any]:
+        """Tool choice as a JSON reply, for endpoints without tool calling."""
+        names = [t["function"]["name"] for t in tools]
+        listing = "\n".join(f"- {t['function']['name']}: {t['function']['description']} arguments: "
+                            f"{json.dumps(t['function']['parameters'].get('properties', {}))}" for t in tools)
+        schema = {"title": "DirectorActions", "type": "object", "required": ["actions"], "properties": {
+            "actions": {"type": "array", "items": {"type": "object", "required": ["tool", "arguments"], "properties": {
+                "tool": {"type": "string", "enum": names}, "arguments": {"type": "object"}}}}}}
+        flat: list[dict[str, str]] = []
+        for m in messages:  # tool-call turns as plain text: this endpoint knows no tool messages
+            if m.get("role") == "tool":
+                flat.append({"role": "user", "content": f"Result of your action: {m.get('content', '')}"})
+            elif m.get("tool_calls"):
+                calls = [{"tool": c["function"]["name"], "arguments": c["function"]["arguments"]}
+                         for c in m["tool_calls"]]
+                flat.append({"role": "assistant", "content": json.dumps({"actions": calls})})
+            else:
+                flat.append({"role": str(m.get("role", "user")), "content": str(m.get("content") or "")})
+        flat.insert(1 if flat and flat[0]["role"] == "system" else 0, {"role": "system", "content": (
+            "Reply with one JSON object {\"actions\": [{\"tool\": NAME, \"arguments\": {...}}]} naming the tools "
+            f"to call, in order (an empty list when none fits). Tools:\n{listing}")})
+        text = self.complete(flat, json_schema=schema, temperature=temperature, max_tokens=max_tokens)
+        obj = _first_json_object(text)
+        actions = obj.get("actions") if isinstance(obj, dict) else None
+        if not isinstance(actions, list):
+            return {"content": text, "tool_calls": []}
+        calls = []
+        for i, action in enumerate(actions):
+            if isinstance(action, dict):
+                args = action.get("arguments")
+                calls.append({"id": f"action_{i}", "name": str(action.get("tool", "")),
+                              "arguments": args if isinstance(args, str) else json.dumps(args or {})})
+        return {"content": None, "tool_calls": calls}
+
     def _create_structured(self, request: dict[str, Any], schema: dict) -> Any:
         form = self._json_form
         if form is not None:
@@ -306,6 +430,14 @@ class OpenAIChatModel:
     def _first_served_model(self) -> str:
         try:
             models = list(self._client.models.list())
+            first = getattr(models[0], "id", None) if models else None
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:
+            # an HTML page (a web server, a login portal) instead of an OpenAI model list
+            raise BackendError(
+                f"the LLM server at {self.base_url} did not answer /models with an OpenAI model list "
+                f"({type(exc).__name__}); check the URL points at an OpenAI-compatible API (it usually "
+                "ends in /v1), or name the model with STORYREEL_LLM_MODEL or project.toml [llm] model"
+            ) from exc
         except self._openai.OpenAIError as exc:
             mapped = self._mapped(exc)
             if isinstance(mapped, LLMUnavailableError):
@@ -319,7 +451,13 @@ class OpenAIChatModel:
                 f"LLM server at {self.base_url} serves no models; load one there, or name one with "
                 "STORYREEL_LLM_MODEL or project.toml [llm] model"
             )
-        return models[0].id
+        if not isinstance(first, str) or not first:
+            raise BackendError(
+                f"the LLM server at {self.base_url} did not answer /models with an OpenAI model list "
+                f"(first entry: {str(models[0])[:80]!r}); check the URL points at an OpenAI-compatible API "
+                "(it usually ends in /v1), or name the model with STORYREEL_LLM_MODEL or project.toml [llm] model"
+            )
+        return first
 
     def _mapped(self, exc: Exception) -> BackendError:
         """Translate an openai exception into Storyreel's vocabulary, naming the URL and the fix."""

@@ -4,7 +4,6 @@ Command that puts the draft on the review card.
 """
 from __future__ import annotations
 
-import html
 from typing import Any, Literal
 
 from langgraph.types import Command
@@ -12,7 +11,7 @@ from pydantic import ValidationError
 
 from agent import storyboard, voices
 from agent.context import DirectorContext
-from agent.llm import generate_structured
+from agent.llm import generate_structured, unescape_entities
 from agent.schemas import PROPOSAL_TITLES
 from agent.state import DirectorState, Pending, Task
 from memory.errors import LLMOutputError, StoryreelError
@@ -31,6 +30,9 @@ def propose_visual(state: DirectorState, ctx: DirectorContext, task: Task, pendi
                                    "checkpoint ([painter] in project.toml) for finished anime panels."]
     except StoryreelError as exc:
         pending["failure"] = str(exc)
+        if "palette colour" in pending["failure"]:  # redoing the image cannot fix the style's palette
+            pending["failure"] += ("; fix the palette on the style card: say “make the palette navy, crimson, "
+                                   "cream” (or /edit palette …), then redo this image")
     data = pending["data"] or {}
     ctx.ledger.append(actor="assistant", action="propose" if not pending["failure"] else "propose-failed",
                       record_id=task.get("subject"), kind=kind,
@@ -128,23 +130,15 @@ def propose_translation(state: DirectorState, ctx: DirectorContext, task: Task, 
     return finish_proposal(state, ctx, task, pending, f"{scene.id} in {language}")
 
 
-def unescape(value: Any) -> Any:
-    """Small models sometimes write HTML entities (&#39;); the bible wants the characters."""
-    if isinstance(value, str):
-        return html.unescape(value)
-    if isinstance(value, list):
-        return [unescape(v) for v in value]
-    if isinstance(value, dict):
-        return {k: unescape(v) for k, v in value.items()}
-    return value
+unescape = unescape_entities   # (the one implementation lives with the structured-output parser)
 
 
 def parse_lenient(model: Any, exc: LLMOutputError) -> dict[str, Any] | None:
-    raw = getattr(exc, "raw", "") or ""
-    start = raw.find("{")
-    if start < 0:
+    """The failed reply's object when it is schema-valid (it only broke a canon rule), else None."""
+    partial = getattr(exc, "partial", None)
+    if not isinstance(partial, dict):
         return None
     try:
-        return model.model_validate_json(raw[start:raw.rfind("}") + 1]).model_dump()
+        return model.model_validate(partial).model_dump()
     except (ValidationError, ValueError):
         return None

@@ -16,19 +16,27 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from pydantic import ValidationError
 
-from agent import prompts
+from agent import cut, guard, prompts, revisions, storyboard, voices
+from agent import media_proposals as media
+from agent import notes as note_parser
 from agent.context import DirectorContext
+from agent.fallbacks import salvage
 from agent.llm import generate_structured
 from agent.review import ReviewRequest, ask
-from agent import cut, media_proposals as media, storyboard, voices
 from agent.schemas import (
-    PROPOSAL_MODELS, PROPOSAL_TITLES, beats_problems, proposal_model, scene_problems, shots_problems,
+    PROPOSAL_MODELS,
+    PROPOSAL_TITLES,
+    beats_problems,
+    proposal_model,
+    scene_problems,
+    shots_problems,
     validate_proposal,
 )
 from agent.state import DirectorState, Pending, Task
 from memory.bible import record_text
 from memory.canon import Canon, Record
 from memory.errors import LLMOutputError, StoryreelError
+from memory.faults import crash_point
 
 MAX_ATTEMPTS = 12   # proposals for one task (rejections + redos) before the agent asks for direction
 
@@ -55,9 +63,19 @@ def next_task(canon: Canon, ctx: DirectorContext) -> Task | None:
 
 
 def plan_next(state: DirectorState, runtime: Runtime[DirectorContext]
-              ) -> Command[Literal["propose", "wait_input"]]:
+              ) -> Command[Literal["propose", "wait_input", "review"]]:
     stash = list(state.get("stash") or [])
     task = stash.pop() if stash else None
+    if task is not None and task.get("resume"):  # an interrupted card comes back as it was
+        resume = dict(task["resume"])
+        task = {k: v for k, v in task.items() if k != "resume"}  # type: ignore[assignment]
+        pending = resume["pending"]
+        title = PROPOSAL_TITLES.get(pending.get("kind", ""), pending.get("kind", ""))
+        return Command(goto="review", update={
+            "stash": stash, "task": task, "pending": pending, "notes": resume.get("notes", []),
+            "rejected": resume.get("rejected", []), "review_error": None,
+            "messages": [{"role": "assistant", "content": f"Back to the proposal you were reviewing: {title} — "
+                          f"{prompts.summarise(pending.get('kind', ''), pending.get('data'))}."}]})
     if task is None and state.get("premise"):
         task = next_task(runtime.context.canon, runtime.context)
         if task is None:
@@ -75,18 +93,22 @@ def plan_next(state: DirectorState, runtime: Runtime[DirectorContext]
 def _open_task(state: DirectorState, task: dict[str, Any]) -> dict[str, Any]:
     """Review a storyboard item now (a click in the storyboard); the current task resumes after."""
     stash = list(state.get("stash") or [])
-    if state.get("pending") and state.get("task"):
-        stash.append(state["task"])
+    entry = revisions.stash_entry(state)
+    if entry is not None:
+        stash.append(entry)
     return {"task": {"target_id": None, **task}, "stash": stash, "notes": [], "rejected": [], "pending": None}
 
 
-def wait_input(state: DirectorState) -> Command[Literal["plan_next", "respond", "wait_input", "propose"]]:
+def wait_input(state: DirectorState, runtime: Runtime[DirectorContext]
+               ) -> Command[Literal["plan_next", "respond", "wait_input", "propose"]]:
     """Wait for a message: the premise first, then questions and change requests."""
     premise = state.get("premise")
+    cast = _names(runtime.context.canon, "character") if premise else []
+    example = f"make {cast[0]} older" if cast else "add a character who lives by the sea"
     prompt = ("Tell me the premise of your series: who, where, and what goes wrong."
               if not premise else
               "The writers' room is up to date. Ask about the bible, request a change "
-              "(\"make Ren older\"), or add a character, location or prop.")
+              f"(\"{example}\"), or add a character, location or prop.")
     decision = ask(ReviewRequest(kind="input", prompt=prompt))
     if decision["type"] == "open":
         return Command(goto="propose", update=_open_task(state, decision["task"]))
@@ -176,6 +198,7 @@ def _shape_fix(kind: str, data: dict[str, Any], cast: list[str], places: list[st
             if line["speaker"] != "Narrator" and line["speaker"] not in data["characters"]:
                 data["characters"].append(line["speaker"])
     if kind == "shots":
+        speakers = list(data.pop("_speakers", []) or [])
         n_lines = int(data.pop("_n_lines", 0))
         want = int(data.pop("_want_shots", 0) or 0)
         if want and len(data["shots"]) != want:
@@ -208,6 +231,14 @@ def _shape_fix(kind: str, data: dict[str, Any], cast: list[str], places: list[st
             target["lines"] = sorted([*target["lines"], n])
         if missing:
             fixed.append(f"dialogue lines {missing} assigned to shots")
+        for i, shot in enumerate(data["shots"], 1):  # a shot with dialogue shows its speaker
+            names = {ch["name"] for ch in shot["characters"]}
+            for n in shot["lines"]:
+                who = speakers[n - 1] if n <= len(speakers) else None
+                if who and who in cast and who not in names and len(shot["characters"]) < 3:
+                    shot["characters"].append({"name": who, "expression": "neutral", "pose": ""})
+                    names.add(who)
+                    fixed.append(f"shot {i}: speaker {who} put in the shot")
     if kind == "outline":
         for i, ep in enumerate(data["episodes"], 1):
             if ep["number"] != i:
@@ -251,48 +282,15 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
         return media.finish_proposal(state, ctx, task, pending, f"{task['scene_id']}, "
                                 f"{len((pending['data'] or {}).get('shots', []))} shots with a preview")
     try:
-        ids, texts = _retrieve(ctx, task, state.get("premise", ""))
-        pending["retrieved"] = ids
-        current = _current_data(ctx.canon, task)
-        existing = {"character": cast, "location": places, "prop": _names(ctx.canon, "prop")}
-        messages = prompts.proposal_messages(
-            kind=kind, premise=state.get("premise", ""), bible=texts, task=task,
-            notes=list(state.get("notes") or []), rejected=list(state.get("rejected") or []),
-            current=current, existing_names=existing.get(kind, []) if current is None else [],
-            episodes=ctx.targets.episodes)
-        model = proposal_model(kind, cast=cast, places=places, episodes=ctx.targets.episodes)
-        check = None
-        scene_data = ctx.canon.get(task["scene_id"]).data if kind == "shots" else {}
-        if kind == "shots":
-            def check(p: Any) -> list[str]:
-                return shots_problems(p.model_dump(), scene_data, cast, places)
-        elif kind == "scene":
-            def check(p: Any) -> list[str]:
-                return scene_problems(p.model_dump(), cast, places)
-        elif kind == "beats":
-            def check(p: Any) -> list[str]:
-                return beats_problems(p.model_dump())
-        try:
-            result = generate_structured(ctx.llm, messages, model, retries=ctx.repair_retries,
-                                         check=check, seed=seed)
-            data = result.model_dump()
-        except LLMOutputError as exc:
-            # Valid JSON that only broke a canon rule is fixable; anything else is a failure card.
-            data = media.parse_lenient(PROPOSAL_MODELS[kind], exc)
-            if data is None:
-                raise
-        if kind == "beats":
-            data["episode"] = task.get("episode", data.get("episode", 1))
-        if kind == "scene":
-            data["episode"], data["number"] = task.get("episode", 1), task.get("number", 1)
-        if kind == "shots":
-            data["scene_id"], data["_n_lines"] = task["scene_id"], len(scene_data.get("lines", []))
-            data["_want_shots"] = ctx.targets.shots
-        data = media.unescape(data)
-        pending["warnings"] = [f"auto-fixed: {f}" for f in _shape_fix(kind, data, cast, places)]
-        pending["data"] = validate_proposal(kind, data)
+        if kind == "shots" and task.get("shot_edit") and attempt == 1:
+            _shot_edit(ctx, task, pending)
+        else:
+            _generate(state, ctx, task, pending, cast, places)
     except StoryreelError as exc:
         pending["failure"] = str(exc)
+    except ValidationError as exc:  # a draft the shape fixes could not make valid
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        pending["failure"] = f"the {PROPOSAL_TITLES.get(kind, kind).lower()} draft is not valid: {problems}"
     ctx.ledger.append(actor="assistant", action="propose" if not pending["failure"] else "propose-failed",
                       record_id=task.get("target_id"), kind=kind,
                       inputs={"proposal_id": pending["proposal_id"], "task": task,
@@ -302,9 +300,108 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
     title = PROPOSAL_TITLES.get(kind, kind)
     text = (f"Proposal: {title} — {prompts.summarise(kind, pending['data'])}. Review it on the card."
             if not pending["failure"] else f"I could not make a {title.lower()} proposal: "
-            f"{pending['failure']}. Press Redo to try again, or edit the fields yourself.")
+            f"{pending['failure']}. Press Redo to try again, or edit the fields yourself"
+            + (" (the form starts from what the model got right, with safe defaults for "
+               f"{', '.join(f.split(':')[0] for f in pending.get('fallbacks') or []) or 'nothing'})."
+               if pending.get("draft") else "."))
     return Command(goto="review", update={"pending": pending, "review_error": None,
                                           "messages": [{"role": "assistant", "content": text}]})
+
+
+def _generate(state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending,
+              cast: list[str], places: list[str]) -> None:
+    """Ask the model for one proposal, repaired in bounds; put it (or a failure with a safe draft) in
+    `pending`. Known fields are the app's; a revision keeps every field its request does not touch."""
+    kind = task["kind"]
+    ids, texts = _retrieve(ctx, task, state.get("premise", ""))
+    pending["retrieved"] = ids
+    if kind == "shots" and task.get("target_id"):
+        current = revisions.current_plan(ctx.canon, task["scene_id"])
+    else:
+        current = _current_data(ctx.canon, task)
+    if current is not None:
+        try:
+            current = validate_proposal(kind, current)  # canon as a proposal (no line ids, no extras)
+        except ValidationError:
+            pass
+    existing = {"character": cast, "location": places, "prop": _names(ctx.canon, "prop")}
+    notes = list(state.get("notes") or [])
+    messages = prompts.proposal_messages(
+        kind=kind, premise=state.get("premise", ""), bible=texts, task=task,
+        notes=notes, rejected=list(state.get("rejected") or []),
+        current=current, existing_names=existing.get(kind, []) if current is None else [],
+        episodes=ctx.targets.episodes)
+    model = proposal_model(kind, cast=cast, places=places, episodes=ctx.targets.episodes)
+    check = None
+    scene_data = ctx.canon.get(task["scene_id"]).data if kind == "shots" else {}
+    if kind == "shots":
+        def check(p: Any) -> list[str]:
+            return shots_problems(p.model_dump(), scene_data, cast, places)
+    elif kind == "scene":
+        def check(p: Any) -> list[str]:
+            return scene_problems(p.model_dump(), cast, places)
+    elif kind == "beats":
+        def check(p: Any) -> list[str]:
+            return beats_problems(p.model_dump())
+    known = revisions.known_fields(kind, task)
+
+    def finish(data: dict[str, Any]) -> tuple[dict[str, Any], list[str], dict[str, list[Any]] | None]:
+        data = media.unescape({**data, **known})
+        if kind == "shots":
+            data["_n_lines"], data["_want_shots"] = len(scene_data.get("lines", [])), ctx.targets.shots
+            data["_speakers"] = [str(ln.get("speaker", "")) for ln in scene_data.get("lines", [])]
+        warnings = [f"auto-fixed: {f}" for f in _shape_fix(kind, data, cast, places)]
+        data = validate_proposal(kind, data)
+        applied = notes
+        if current is not None and task.get("request"):
+            data, merged = revisions.merge_revision(kind, current, data, task["request"])
+            warnings += merged
+            applied = [task["request"], *notes]   # "make the palette navy, cream" is a value too
+        data, noted = note_parser.apply_notes(applied, data, PROPOSAL_MODELS[kind])
+        warnings += noted
+        data = validate_proposal(kind, data)
+        if current is None:
+            return data, warnings, None
+        diff = revisions.field_diff(current, data)
+        if not diff:
+            warnings.append("this draft changes nothing in canon yet: Reject with a note that names the value "
+                            "(for example “age: 40”), or Edit it yourself")
+        return data, warnings, diff
+
+    try:
+        data = generate_structured(ctx.llm, messages, model, retries=ctx.repair_retries, check=check,
+                                   seed=pending["seed"], known=known,
+                                   prepare=revisions.canonical_names(kind, cast, places)).model_dump()
+    except LLMOutputError as exc:
+        # Valid JSON that only broke a canon rule is fixable; anything else is a failure card that
+        # still offers a safe draft (the model's usable fields, named defaults for the rest).
+        data = media.parse_lenient(PROPOSAL_MODELS[kind], exc)
+        if data is None:
+            try:
+                draft, fallbacks = salvage(
+                    kind, getattr(exc, "partial", None), premise=state.get("premise", ""), cast=cast,
+                    places=places, taken=existing.get(kind, []), task=dict(task), scene=scene_data,
+                    episodes=ctx.targets.episodes, shots=ctx.targets.shots, known=known)
+                pending["draft"], draft_warnings, _ = finish(draft)
+                pending["fallbacks"] = fallbacks + [w for w in draft_warnings if w.startswith("note")]
+            except (StoryreelError, ValidationError, KeyError):
+                pending["draft"] = None
+            raise
+    pending["data"], pending["warnings"], diff = finish(data)
+    if diff is not None:
+        pending["diff"] = diff
+
+
+def _shot_edit(ctx: DirectorContext, task: Task, pending: Pending) -> None:
+    """A panel note asked for what only the shot plan can give: the plan with that shot changed,
+    shown as a difference against the accepted plan (no model call)."""
+    current = revisions.current_plan(ctx.canon, task["scene_id"])
+    data = validate_proposal("shots", revisions.shot_edit_plan(ctx.canon, task["shot_edit"]))
+    pending["retrieved"] = [task["scene_id"], task["shot_edit"]["shot_id"]]
+    pending["data"] = data
+    pending["diff"] = revisions.field_diff(current, data)
+    pending["warnings"] = [(f"from your note on the panel of {task['shot_edit']['shot_id']}: "
+                            f"“{task.get('request', '')}”. Accept it and the panel is drawn again.")]
 
 
 # ----------------------------------------------------------------------------- reviewing
@@ -319,15 +416,22 @@ def review_request(state: DirectorState) -> ReviewRequest:
     return ReviewRequest(kind=kind, proposal_id=pending.get("proposal_id", ""), title=title,
                          data=pending.get("data"), target_id=pending.get("target_id"),
                          failure=pending.get("failure"), warnings=list(pending.get("warnings") or []),
-                         error=state.get("review_error"), attempt=int(pending.get("attempt", 1)))
+                         error=state.get("review_error"), attempt=int(pending.get("attempt", 1)),
+                         **({"diff": pending["diff"]} if pending.get("diff") else {}),
+                         **({"draft": pending["draft"], "fallbacks": list(pending.get("fallbacks") or [])}
+                            if pending.get("draft") else {}))
 
 
 def review(state: DirectorState, runtime: Runtime[DirectorContext]
-           ) -> Command[Literal["commit", "propose", "respond", "review", "wait_input"]]:
-    """The review gate: accept, edit, reject with a note, redo, or chat."""
+           ) -> Command[Literal["commit", "propose", "respond", "review", "wait_input", "plan_next"]]:
+    """The review gate: accept, edit, reject with a note, redo, skip, or chat."""
     decision = ask(review_request(state))
     pending = state.get("pending") or {}
     kind, kind_t = pending.get("kind", ""), decision["type"]
+    if kind_t == "skip":  # leave this step (a failure card, or any card): agent.guard
+        return guard.leave_step(state, dict(decision), runtime.context)
+    if kind_t == "redo" and (retry := guard.retry_failed_step(state)) is not None:
+        return retry
     if kind_t == "open":
         return Command(goto="propose", update=_open_task(state, decision["task"]))
     if kind_t == "edit" and kind in voices.AUDIO_KINDS:
@@ -390,8 +494,12 @@ def review(state: DirectorState, runtime: Runtime[DirectorContext]
     if attempt >= MAX_ATTEMPTS:
         return Command(goto="wait_input", update={
             "pending": None, "task": None, "messages": [{"role": "assistant", "content": (
-                f"That was take {attempt} of this {kind}; I'll stop here so we don't loop. Tell me "
+                f"That was draft {attempt} of this {kind}; I'll stop here so we don't loop. Tell me "
                 "what you want in a message, or write it yourself with Edit on a new proposal.")}]})
+    if kind_t == "reject" and kind == "panel" and note and pending.get("data"):
+        revision = _panel_note_revision(state, ctx, pending, note)
+        if revision is not None:
+            return revision
     update: dict[str, Any] = {}
     if kind == "casting" and pending.get("data"):
         task = dict(state.get("task") or {})
@@ -405,6 +513,33 @@ def review(state: DirectorState, runtime: Runtime[DirectorContext]
             update["notes"] = [*(state.get("notes") or []), note]
             update["messages"] = [{"role": "user", "content": f"(rejected) {note}"}]
     return Command(goto="propose", update=update)
+
+
+def _panel_note_revision(state: DirectorState, ctx: DirectorContext, pending: Pending, note: str
+                         ) -> Command | None:
+    """A panel note asking for what the painter cannot add by itself (a cast member who is not in
+    the shot, another framing) becomes a shot-plan revision; the panel is redrawn after it."""
+    subject = (pending.get("data") or {}).get("subject") or (state.get("task") or {}).get("subject")
+    try:
+        shot = ctx.canon.get(str(subject))
+    except StoryreelError:
+        return None
+    changes = note_parser.panel_note_changes(note, shot.data, _names(ctx.canon, "character"))
+    if not changes or not shot.data.get("scene_id"):
+        return None
+    scene_id = shot.data["scene_id"]
+    panel_task = {k: v for k, v in (state.get("task") or {}).items() if k != "resume"}
+    what = "; ".join(filter(None, [
+        f"add {', '.join(changes['add_characters'])}" if changes.get("add_characters") else "",
+        f"framing {shot.data.get('framing')} → {changes['framing']}" if changes.get("framing") else ""]))
+    task: Task = {"kind": "shots", "target_id": scene_id, "scene_id": scene_id, "request": note,
+                  "shot_edit": {"shot_id": shot.id, **changes}}
+    return Command(goto="propose", update={
+        "task": task, "stash": [*(state.get("stash") or []), panel_task], "notes": [], "rejected": [],
+        "pending": None, "messages": [
+            {"role": "user", "content": f"(rejected) {note}"},
+            {"role": "assistant", "content": f"The painter draws what the shot plan says, so this needs a "
+             f"shot-plan revision for {shot.id} ({what}). Accept it and the panel is drawn again."}]})
 
 
 # ----------------------------------------------------------------------------- committing
@@ -443,39 +578,46 @@ def write_proposal(ctx: DirectorContext, kind: str, data: dict[str, Any], target
 
 
 def commit(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[Literal["plan_next"]]:
-    """Write the accepted proposal to canon, the bible index and the ledger, then plan the next one."""
+    """Write the accepted proposal to canon, the ledger and the bible index, then plan the next one.
+
+    Canon first, in one transaction keyed by the proposal id (`Canon.commit_proposal`): this node
+    re-runs from its first line after a crash, and a second run returns the stored records instead
+    of writing them again. The ledger lines are derived from canon's commit row (`Ledger.complete`
+    appends whichever a crash left out), and the bible index is a cache rebuilt from canon.
+    """
     ctx = runtime.context
     pending = state.get("pending") or {}
     kind, pid = pending["kind"], pending["proposal_id"]
     actor = pending.get("actor", "human")
     action = pending.get("decided", "accept")
     note = f"proposal {pid}"
-    already = [e for e in ctx.ledger.entries()
-               if e.get("note") == note and e.get("action") in ("accept", "edit", "upload")]
-    records: list[Record] = []
-    if not already:  # a crash between writing and checkpointing re-runs this node: write once
+
+    def write() -> list[Record]:
+        # Runs inside the canon transaction: every canon write below belongs to this proposal.
         if kind in storyboard.VISUAL_KINDS:
-            records = [storyboard.accept_image(ctx, pending["data"], choice=pending.get("choice"),
-                                               upload=pending.get("upload"), actor=actor, note=note)]
-        elif kind == "shots":
-            records = storyboard.write_shot_plan(ctx.canon, dict(pending["data"]), actor=actor, note=note)
-        elif kind in voices.AUDIO_KINDS:
-            records = voices.accept_audio(ctx, kind, dict(pending["data"]), upload=pending.get("upload"),
-                                          actor=actor, note=note)
-        elif kind == "translation":
-            records = voices.write_translation(ctx.canon, dict(pending["data"]), actor=actor, note=note)
-        else:
-            records = write_proposal(ctx, kind, dict(pending["data"]), pending.get("target_id"),
-                                     actor=actor, note=note)
-        for rec in records:
-            ctx.bible.index(rec)
-        for rec in records:
-            ctx.ledger.append(actor=actor, action=action, record_id=rec.id, kind=rec.kind, rev=rec.rev,
-                              inputs={"proposal_id": pid, "data": rec.data,
-                                      "retrieved": pending.get("retrieved", []),
-                                      "notes": state.get("notes") or [], "premise": state.get("premise")},
-                              note=note)
-    names = ", ".join(f"{r.id} (rev {r.rev})" for r in records) or "already saved"
+            return [storyboard.accept_image(ctx, pending["data"], choice=pending.get("choice"),
+                                            upload=pending.get("upload"), actor=actor, note=note)]
+        if kind == "shots":
+            return storyboard.write_shot_plan(ctx.canon, dict(pending["data"]), actor=actor, note=note)
+        if kind in voices.AUDIO_KINDS:
+            return voices.accept_audio(ctx, kind, dict(pending["data"]), upload=pending.get("upload"),
+                                       actor=actor, note=note)
+        if kind == "translation":
+            return voices.write_translation(ctx.canon, dict(pending["data"]), actor=actor, note=note)
+        return write_proposal(ctx, kind, dict(pending["data"]), pending.get("target_id"),
+                              actor=actor, note=note)
+
+    records, _ = ctx.canon.commit_proposal(
+        pid, write, kind=kind, actor=actor, action=action, note=note,
+        inputs={"retrieved": pending.get("retrieved", []), "notes": state.get("notes") or [],
+                "premise": state.get("premise")})
+    crash_point("after-canon-write")
+    ctx.ledger.complete(ctx.canon, pid)
+    crash_point("after-ledger-write")
+    for rec in records:
+        ctx.bible.index(ctx.canon.get(rec.id))  # the record as it is now (a later undo included)
+        crash_point("mid-bible-index")
+    names = ", ".join(f"{r.id} (rev {r.rev})" for r in records) or "nothing to change"
     verb = {"edit": "Edited and accepted", "upload": "Your upload is accepted as"}.get(action, "Accepted")
     who = " automatically (--auto-accept)" if actor == "auto" else ""
     return Command(goto="plan_next", update={

@@ -9,15 +9,43 @@ canon (JSON-schema enums), so that a scene cannot name a speaker or a place the 
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 Short = Field(min_length=1, max_length=80)
 
 
 class _Proposal(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+
+def palette_colour(value: str) -> str:
+    """One palette entry as the painter will read it: a hex code or colour name, kept as written,
+    or the colour word found in a phrase ('deep ocean blue' -> 'blue'); ValueError naming the
+    style card otherwise. Uses the painters' own colour parser, so what passes here paints."""
+    from memory.errors import InputError
+    from tools.backends._draw import find_color_word, parse_color  # PIL: only when validating
+
+    text = str(value).strip().strip("'\"")
+    try:
+        parse_color(text)
+        return text
+    except InputError:
+        pass
+    rgb = find_color_word(text)
+    if rgb is not None:
+        return "#{:02x}{:02x}{:02x}".format(*rgb)
+    raise ValueError(f"palette colour {text!r} is not a hex code or colour name; fix the palette on the "
+                     "style card with e.g. '#3a4f8c' or 'navy'")
+
+
+def split_words_list(value: Any) -> Any:
+    """A list field written as one string ('navy, crimson and cream') becomes a list."""
+    if isinstance(value, str):
+        return [p.strip() for p in re.split(r",|;|/|\band\b|\n", value) if p.strip()]
+    return value
 
 
 class SeriesProposal(_Proposal):
@@ -29,6 +57,18 @@ class SeriesProposal(_Proposal):
     palette: list[str] = Field(min_length=2, max_length=6)
     tone: str = Field(min_length=1, max_length=120)
     target_episode_seconds: int = Field(default=60, ge=15, le=300)
+
+    @field_validator("palette", mode="before")
+    @classmethod
+    def _palette_as_list(cls, value: Any) -> Any:
+        return split_words_list(value)
+
+    @field_validator("palette")
+    @classmethod
+    def _palette_paints(cls, value: list[str]) -> list[str]:
+        """Validated where the palette is decided (the style card), not first by the background
+        painter, where no redo could fix it."""
+        return [palette_colour(v) for v in value]
 
 
 class CharacterProposal(_Proposal):
@@ -209,6 +249,7 @@ class Shot(_Proposal):
     lines: list[int] = Field(default_factory=list, max_length=4)   # 1-based dialogue line numbers
     duration_s: float = Field(default=3.0, ge=0.5, le=15.0)
     transition: Literal["cut", "crossfade", "dip", "slide", "whip"] = "cut"
+    off_screen: bool = False     # the line's speaker is heard, not seen (else the speaker is drawn)
 
 
 class ShotPlanProposal(_Proposal):
@@ -255,6 +296,7 @@ class TranslationProposal(_Proposal):
 class CastingCard(_Proposal):
     engine: str = Field(default="piper", max_length=20)
     voice: str = Field(default="en_US-joe-medium", max_length=60)
+    blend: str = Field(default="", max_length=40)    # a second Kokoro voice mixed in: "jm_kumo:0.3"
     rate: float = Field(default=1.0, ge=0.5, le=2.0)
     pitch_semitones: float = Field(default=0.0, ge=-12, le=12)
     energy: float = Field(default=1.0, ge=0.2, le=2.0)

@@ -19,6 +19,9 @@ class Task(TypedDict, total=False):
     scene_id: str             # the scene a shot plan is for
     target_id: str | None     # a record being revised (a change request), else a new record
     request: str              # the director's change request, for revisions
+    shot_edit: dict[str, Any]  # a shot-plan revision asked from a panel note: shot_id, add_characters, framing
+    resume: dict[str, Any]    # a stashed task: the proposal that was on the card (pending, notes,
+                              # rejected), put back as it was instead of generated again
     episode: int
     number: int               # scene number
 
@@ -39,6 +42,9 @@ class Pending(TypedDict, total=False):
     actor: str                       # "human" | "auto"
     choice: int                      # the accepted image candidate
     upload: str | None               # the director's own image, relative to the project
+    diff: dict[str, list[Any]]       # a revision: field -> [canon value, proposed value]
+    draft: dict[str, Any] | None     # a failed proposal: a valid starting draft (model fields + defaults)
+    fallbacks: list[str]             # which fields of `draft` are defaults, and why
 
 
 class DirectorState(TypedDict, total=False):

@@ -16,7 +16,7 @@ from typing import Any
 from agent.context import DirectorContext
 from agent.state import Task
 from memory.canon import Canon, Record
-from memory.errors import RecordNotFoundError
+from memory.errors import InputError, RecordNotFoundError
 from tools.backends.protocols import CharacterInShot, PanelRequest
 
 VISUAL_KINDS = ("reference", "background", "panel")
@@ -55,6 +55,20 @@ def next_storyboard_task(canon: Canon, ctx: DirectorContext) -> Task | None:
         for shot in shots:
             if not canon.live(image_record_id("panel", shot.id)):
                 return {"kind": "panel", "target_id": None, "subject": shot.id}
+    return _next_redraw(canon, getattr(ctx.painter, "name", None))
+
+
+def _next_redraw(canon: Canon, painter: str | None) -> Task | None:
+    """The first accepted picture that is stale (its character, place, shot, style or painter changed,
+    e.g. after a revert): the agent proposes redrawing it, sheets first, then backgrounds, then panels."""
+    subjects = [("reference", [c.id for c in canon.list("character")]),
+                ("background", [loc.id for loc in canon.list("location")]),
+                ("panel", [sh.id for sc in ordered_scenes(canon) for sh in shots_of(canon, sc.id)])]
+    for kind, ids in subjects:
+        for subject in ids:
+            image = canon.live(image_record_id(kind, subject))
+            if image is not None and image_status(canon, image, painter)[0] == "stale":
+                return {"kind": kind, "target_id": None, "subject": subject}
     return None
 
 
@@ -75,6 +89,21 @@ def _by_name(canon: Canon, kind: str, name: str) -> Record | None:
     return names[match[0]] if match else None
 
 
+def shot_speaker(canon: Canon, shot: dict[str, Any]) -> tuple[dict[str, Any] | None, Record | None]:
+    """The shot's first line and the character who speaks it, when that character is on screen.
+
+    A shot with dialogue shows its speaker unless the plan says the voice is off screen
+    (`off_screen`), even when the plan does not list them among its characters.
+    """
+    line_ids = shot.get("line_ids", [])
+    scene = canon.live(shot.get("scene_id", ""))
+    lines = {ln.get("id"): ln for ln in (scene.data.get("lines", []) if scene else [])}
+    first = lines.get(line_ids[0]) if line_ids else None
+    speaker = first.get("speaker") if first else None
+    who = _by_name(canon, "character", str(speaker)) if speaker and not shot.get("off_screen") else None
+    return first, who
+
+
 def made_from(canon: Canon, kind: str, subject: str) -> dict[str, Any]:
     """The revisions an image depends on; a later change to any of them makes the image stale."""
     deps: dict[str, Any] = {"style": _rev(canon, "style")}
@@ -90,6 +119,9 @@ def made_from(canon: Canon, kind: str, subject: str) -> dict[str, Any]:
             rec = _by_name(canon, "character", ch.get("name", ""))
             if rec is not None:
                 chars[rec.id] = {"rev": rec.rev, "ref": _rev(canon, image_record_id("reference", rec.id))}
+        _, speaker = shot_speaker(canon, shot.data)  # drawn even when the plan does not list them
+        if speaker is not None and speaker.id not in chars:
+            chars[speaker.id] = {"rev": speaker.rev, "ref": _rev(canon, image_record_id("reference", speaker.id))}
         deps["characters"] = chars
         loc = _by_name(canon, "location", shot.data.get("location", "")) if shot.data.get("location") else None
         if loc is not None:
@@ -130,7 +162,7 @@ def _style(canon: Canon) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def _abs(ctx: DirectorContext, rel: str | None) -> Path | None:
-    return ctx.project_root / rel if rel else None
+    return ctx.path(rel) if rel else None
 
 
 def _image_path(ctx: DirectorContext, kind: str, subject: str) -> Path | None:
@@ -142,10 +174,34 @@ def _image_path(ctx: DirectorContext, kind: str, subject: str) -> Path | None:
     return _abs(ctx, rec.data.get("layers", {}).get("backdrop") or rec.data.get("path"))
 
 
+_BODY_WORDS = ("child", "kid", "boy", "girl", "teen", "teenager", "young", "old", "elderly", "aged", "ancient",
+               "tall", "short", "small", "tiny", "giant", "stout", "burly", "plump", "heavyset", "broad",
+               "slender", "slim", "thin", "petite", "lanky", "muscular", "frail", "hunched")
+
+
+def body_tags(data: dict[str, Any]) -> tuple[str, ...]:
+    """Build and age as look tags, from a character's age and role words, so that a
+    painter can tell a child from an old man ("child", "elderly", "tall", "stout"…); only words the
+    look tags do not already say."""
+    import re
+
+    look = set(re.findall(r"[a-z]+", " ".join(str(t) for t in data.get("look_tags", [])).lower()))
+    age = str(data.get("age", "")).lower()
+    tags: list[str] = []
+    number = re.search(r"\d+", age)
+    if number:
+        years = int(number.group())
+        tags.append("child" if years < 13 else "teenager" if years < 18 else "elderly" if years >= 60 else "")
+    words = re.findall(r"[a-z]+(?:-[a-z]+)?", f"{age} {data.get('role', '')}".lower())  # "short-tempered" stays whole
+    tags += [w for w in words if w in _BODY_WORDS]
+    seen: set[str] = set()
+    return tuple(t for t in tags if t and t not in look and not (t in seen or seen.add(t)))
+
+
 def _character(ctx: DirectorContext, rec: Record, **kw: Any) -> CharacterInShot:
     lora = (ctx.loras or {}).get(rec.id)
     return CharacterInShot(id=rec.id, name=str(rec.data.get("name", rec.id)),
-                           look_tags=tuple(rec.data.get("look_tags", [])),
+                           look_tags=tuple(rec.data.get("look_tags", [])) + body_tags(rec.data),
                            reference_image=_image_path(ctx, "reference", rec.id), lora=lora, **kw)
 
 
@@ -164,10 +220,7 @@ def panel_request(ctx: DirectorContext, kind: str, subject: str, *, notes: list[
                        location_tags=tuple(loc.data.get("look_tags", [])), framing="establishing")
     shot = canon.get(subject)
     data = shot.data
-    line_ids = data.get("line_ids", [])
-    scene = canon.live(data.get("scene_id", ""))
-    lines = {ln.get("id"): ln for ln in (scene.data.get("lines", []) if scene else [])}
-    first = lines.get(line_ids[0]) if line_ids else None
+    first, who = shot_speaker(canon, data)
     speaker = first.get("speaker") if first else None
     chars = []
     for ch in data.get("characters", []):
@@ -175,6 +228,8 @@ def panel_request(ctx: DirectorContext, kind: str, subject: str, *, notes: list[
         if rec is not None:
             chars.append(_character(ctx, rec, expression=ch.get("expression", "neutral"),
                                     pose=ch.get("pose", ""), speaking=rec.data.get("name") == speaker))
+    if who is not None and all(c.id != who.id for c in chars):
+        chars.append(_character(ctx, who, expression=str(first.get("emotion") or "neutral"), speaking=True))
     loc = _by_name(canon, "location", data.get("location", "")) if data.get("location") else None
     return replace(
         base, characters=tuple(chars), framing=data.get("framing", "medium"), angle=data.get("angle", ""),
@@ -195,13 +250,13 @@ def paint_candidates(ctx: DirectorContext, task: Task, *, proposal_id: str, atte
     """Draw N candidates into the drafts folder; returns the card's data (relative paths, seeds)."""
     assert ctx.painter is not None
     kind, subject = task["kind"], task["subject"]
-    out = ctx.project_root / "assets" / "drafts" / kind / subject / proposal_id
+    out = ctx.path(Path("assets", "drafts", kind, subject, proposal_id))
     candidates = []
     for i in range(max(1, ctx.candidates)):
         seed = _seed(subject, attempt, i)
         request = panel_request(ctx, kind, subject, notes=notes, seed=seed)
         result = ctx.painter.paint(request, out)
-        rel = lambda p: str(Path(p).resolve().relative_to(ctx.project_root.resolve()))  # noqa: E731
+        rel = ctx.rel
         candidates.append({"path": rel(result.image), "seed": result.seed, "model": result.model,
                            "layers": {k: rel(v) for k, v in result.layers.items()},
                            "variants": {k: rel(v) for k, v in result.variants.items()}})
@@ -222,20 +277,23 @@ def accept_image(ctx: DirectorContext, data: dict[str, Any], *, choice: int | No
     else:
         cands = data["candidates"]
         chosen = cands[min(max(choice or 0, 0), len(cands) - 1)]
-    src = ctx.project_root / chosen["path"]
+    src = ctx.path(chosen["path"])
+    if not src.is_file():
+        raise InputError(f"the image {chosen['path']} is gone (its drafts folder was deleted?); "
+                         "press Redo for fresh candidates, or upload your own")
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:10]
     prev = ctx.canon.live(record_id)
     version = (prev.rev + 1) if prev else 1
-    dest_dir = ctx.project_root / "assets" / "panels" / subject
+    dest_dir = ctx.path(Path("assets", "panels", subject))
     dest_dir.mkdir(parents=True, exist_ok=True)
 
     def keep(path: str, suffix: str) -> str:
         dest = dest_dir / f"v{version}-{digest}{suffix}.png"
         if not dest.exists():  # content-addressed and versioned: an accepted image is never overwritten
             tmp = dest.with_suffix(".tmp")
-            shutil.copyfile(ctx.project_root / path, tmp)
+            shutil.copyfile(ctx.path(path), tmp)
             tmp.replace(dest)
-        return str(dest.relative_to(ctx.project_root))
+        return ctx.rel(dest)
 
     record = {"kind": kind, "subject": subject, "path": keep(chosen["path"], ""),
               "seed": chosen.get("seed"), "model": chosen.get("model"),

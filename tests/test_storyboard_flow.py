@@ -167,3 +167,25 @@ def test_switching_painter_marks_generated_panels_stale(session):
     assert image_status(session.canon, ref, "animatic") == ("accepted", [])
     status, reasons = image_status(session.canon, ref, "diffusers")
     assert status == "stale" and "now paints with diffusers" in reasons[0]
+
+
+def test_after_a_revert_the_agent_proposes_the_redraws(session):
+    """Reverting a look the panels were drawn with makes them stale; the agent puts the first
+    redraw on the card at once and the next one after it is decided."""
+    for _ in range(4):  # two sheets, background, shot plan
+        session.decide({"type": "accept"})
+    for _ in range(3):
+        view = session.decide({"type": "accept"})
+    aiko = session.canon.find_by_name("character", "Aiko")
+    session.canon.revise(aiko.id, {**aiko.data, "look_tags": ["green hair", "yellow raincoat"]}, actor="human")
+    view = session.view()
+    while view.awaiting_decision:                 # redraw everything the new look made stale
+        view = session.decide({"type": "accept", "proposal_id": view.pending["proposal_id"]})
+    assert view.pending["kind"] == "input"
+    assert {sh["status"] for sh in session.storyboard()[0]["shots"]} == {"accepted"}
+    session.undo(aiko.id)                         # back to the old look: its pictures are stale again
+    view = session.view()
+    assert view.pending["kind"] == "reference" and view.pending["data"]["subject"] == aiko.id
+    session.decide({"type": "accept", "proposal_id": view.pending["proposal_id"]})
+    view = session.view()
+    assert view.pending["kind"] == "panel"        # then the panels showing her

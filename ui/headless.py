@@ -1,28 +1,43 @@
 """`storyreel make`: the whole pipeline without a human at the controls.
 
 Every proposal is accepted automatically and every acceptance is logged with actor `auto`, so the
-ledger never claims a person decided it. A failed proposal is redone a few times, then the run stops
-with the model's error (nothing accepted so far is lost; `storyreel studio` continues from there).
+ledger never claims a person decided it. A failed proposal is redone a few times; then, when the card
+offers a safe draft (the model's usable fields plus named defaults: the "dusk" palette, a generic
+prop, a logline from the premise), that draft is accepted as an `auto` edit and each default is
+logged in the ledger as an `auto` "fallback" with a note, so model junk never stops the episode.
+Only a failure without a draft (a painter or voice error) stops the run, naming the card; nothing
+accepted so far is lost and `storyreel studio` continues from there.
+
+The targets (characters, locations, props, episodes, scenes, shots) are written into the
+project.toml of a project `make` creates, so the studio and the chat plan the same series.
 """
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from agent.context import Targets
 from memory.errors import BackendError, InputError
 from ui.settings import Settings
 
+if TYPE_CHECKING:
+    from agent.llm import ChatModel
+    from ui.session import DirectorSession, SessionView
+
 MAX_REDOS = 3
 
 
 def make_targets(shots: int) -> Targets:
+    """What `make` plans in a project it creates (a short first episode)."""
     return Targets(characters=2, locations=1, props=1, episodes=3, scenes=1, shots=shots)
 
 
-def open_or_create(path: Path):  # noqa: ANN201 - Project
+def open_or_create(path: Path, *, shots: int = 4):
+    """The project at `path`, or a new one there with make's targets in its project.toml."""
     from memory.project import create_project, open_project, slugify_project_name
 
     path = Path(path).expanduser()
@@ -34,20 +49,25 @@ def open_or_create(path: Path):  # noqa: ANN201 - Project
         path.rmdir()
     if slugify_project_name(path.name) != path.name:
         raise InputError(f"--project {path}: use a folder name like {slugify_project_name(path.name)!r}")
-    return create_project(path.parent, path.name)
+    return create_project(path.parent, path.name, targets=make_targets(shots).as_settings())
 
 
 def run_make(settings: Settings, premise: str, project_dir: Path, *, shots: int = 4, language: str = "en",
-             music: Path | None = None, out: TextIO = sys.stdout) -> int:
+             music: Path | None = None, out: TextIO = sys.stdout, model: ChatModel | None = None) -> int:
+    """Run the pipeline to a finished episode. `model`: a ChatModel to use instead of the configured
+    or embedded one (tests pass a scripted one); it is not closed here."""
     from agent.brain import close_chat_model, open_chat_model
     from agent.cut import render_cut
     from ui.session import open_session
 
     if not 1 <= shots <= 12:
         raise InputError(f"--shots {shots}: choose 1 to 12 shots")
-    project = open_or_create(project_dir)
+    project = open_or_create(project_dir, shots=shots)
     (project.root / "state").mkdir(exist_ok=True)
-    model = open_chat_model(settings.llm_settings(project), log_path=project.root / "state" / "llm-server.log")
+    targets = replace(Targets.from_settings(project.settings), shots=shots)   # the project's, --shots wins
+    own_model = model is None
+    if model is None:
+        model = open_chat_model(settings.llm_settings(project), log_path=project.root / "state" / "llm-server.log")
 
     def say(text: str) -> None:
         out.write(text + "\n")
@@ -55,29 +75,13 @@ def run_make(settings: Settings, premise: str, project_dir: Path, *, shots: int 
 
     t0 = time.perf_counter()
     try:
-        session = open_session(project, model, targets=make_targets(shots), actor="auto")
+        session = open_session(project, model, targets=targets, actor="auto")
         with session:
             say(f"storyreel make · {project.root} · model: {model.description}")
             view = session.start()
             if not session.canon.list("series"):
                 view = session.send(premise)
-            step, redos = 0, 0
-            while view.awaiting_decision:
-                pending = view.pending or {}
-                kind, title = pending.get("kind"), pending.get("title", "")
-                if pending.get("failure") or not pending.get("data"):
-                    redos += 1
-                    if redos > MAX_REDOS:
-                        raise BackendError(f"{title}: {pending.get('failure')} (after {MAX_REDOS} redos)")
-                    say(f"  ! {title}: {pending.get('failure')} — redo {redos}/{MAX_REDOS}")
-                    view = session.decide({"type": "redo"})
-                    continue
-                redos = 0
-                step += 1
-                view = session.decide({"type": "accept"})
-                last = next((m["content"] for m in reversed(view.messages) if m["content"].startswith(
-                    ("Accepted", "Edited"))), "")
-                say(f"[{step:3d}] {kind:<11} {last[:100]}  ({time.perf_counter() - t0:5.1f} s)")
+            decide_all(session, view, say)
             say("Cutting the episode…")
 
             def bar(fraction: float, message: str) -> None:
@@ -86,11 +90,58 @@ def run_make(settings: Settings, premise: str, project_dir: Path, *, shots: int 
                 out.flush()
             result = render_cut(session.canon, project.root, language=language, music=music, progress=bar)
             out.write("\n")
+            for warning in result.warnings:   # the bar overwrote them: say them once more, plainly
+                say(f"  ! {warning}")
             autos = sum(1 for e in session.ledger.entries() if e["actor"] == "auto")
             say(f"Done in {time.perf_counter() - t0:.1f} s: {result.mp4}")
             say(f"  captions {result.srt.name}, {result.vtt.name}; timeline {result.otio.name}; "
                 f"contact sheet {result.contact_sheet.name}; {result.duration_s:.1f} s long")
             say(f"  {autos} automatic decisions are in {project.ledger_path.name} with actor 'auto'")
     finally:
-        close_chat_model(model)
+        if own_model:
+            close_chat_model(model)
     return 0
+
+
+def decide_all(session: DirectorSession, view: SessionView, say: Callable[[str], None]) -> SessionView:
+    """Accept every proposal as `auto` until the agent waits for input. A failed card is redone
+    MAX_REDOS times, then its safe draft is accepted (`accept_fallback`); BackendError names a card
+    that failed without one."""
+    t0 = time.perf_counter()
+    step, redos = 0, 0
+    while view.awaiting_decision:
+        pending = dict(view.pending or {})
+        kind, title = pending.get("kind"), pending.get("title", "")
+        if pending.get("failure") or not pending.get("data"):
+            redos += 1
+            if redos > MAX_REDOS and pending.get("draft"):
+                step += 1
+                view = accept_fallback(session, pending)
+                say(f"[{step:3d}] {kind:<11} fallback after {MAX_REDOS} redos: "
+                    f"{'; '.join(pending.get('fallbacks') or [])[:160]}")
+                redos = 0
+                continue
+            if redos > MAX_REDOS:
+                raise BackendError(f"{title}: {pending.get('failure')} (after {MAX_REDOS} redos)")
+            say(f"  ! {title}: {pending.get('failure')} — redo {redos}/{MAX_REDOS}")
+            view = session.decide({"type": "redo", "proposal_id": pending.get("proposal_id", "")})
+            continue
+        redos = 0
+        step += 1
+        view = session.decide({"type": "accept", "proposal_id": pending.get("proposal_id", "")})
+        last = next((m["content"] for m in reversed(view.messages) if m["content"].startswith(
+            ("Accepted", "Edited"))), "")
+        say(f"[{step:3d}] {kind:<11} {last[:100]}  ({time.perf_counter() - t0:5.1f} s)")
+    return view
+
+
+def accept_fallback(session: DirectorSession, pending: dict[str, Any]) -> SessionView:
+    """Accept a failed card's safe draft as an `auto` edit, logging each default it holds."""
+    record = pending.get("target_id") or pending.get("kind")
+    for note in pending.get("fallbacks") or ["the model's reply could not be used"]:
+        session.ledger.append(actor="auto", action="fallback", record_id=pending.get("target_id"),
+                              kind=pending.get("kind", ""),
+                              inputs={"proposal_id": pending.get("proposal_id"), "failure": pending.get("failure")},
+                              note=f"{record}: {note}")
+    return session.decide({"type": "edit", "data": dict(pending["draft"]), "actor": "auto",
+                           "proposal_id": pending.get("proposal_id", "")})
