@@ -128,10 +128,10 @@ def test_create_propose_accept_reload_and_restart(browser, tmp_path):
 
             page.locator("#note textarea").fill("make him a villain")
             page.click("#reject")                   # the agent revises with the note: Kaito next
-            page.locator("#card").get_by_text("take 2").wait_for()
+            page.locator("#card").get_by_text("draft 2").wait_for()
 
             page.reload()
-            page.locator("#card").get_by_text("take 2").wait_for()
+            page.locator("#card").get_by_text("draft 2").wait_for()
             assert "anime cel shading" in page.locator("#bible").inner_text()
             assert "A shrine maiden hears rain spirits" in page.locator("#chat").inner_text()
             page.screenshot(path=str(tmp_path / "studio.png"), full_page=True)
@@ -142,7 +142,7 @@ def test_create_propose_accept_reload_and_restart(browser, tmp_path):
         proc = start_studio(tmp_path, port, llm.url, "fox-rain")
         try:
             page = open_studio(browser, port, height=1100, timeout_s=30)
-            page.locator("#card").get_by_text("take 2").wait_for()  # the pending proposal survived
+            page.locator("#card").get_by_text("draft 2").wait_for()  # the pending proposal survived
             assert "anime cel shading" in page.locator("#bible").inner_text()
             assert "A shrine maiden hears rain spirits" in page.locator("#chat").inner_text()
         finally:
@@ -174,7 +174,7 @@ def test_accept_shot_plan_pick_panel_candidate_see_it_in_storyboard(browser, tmp
             page = open_studio(browser, port, height=1200, timeout_s=30)
             page.locator("#card").get_by_text("Shot plan").wait_for()
             page.click("#accept")
-            page.locator("#card").get_by_text("Panel take 1").wait_for()
+            page.locator("#card").get_by_text("Panel · draft 1").wait_for()
             thumbs = page.locator("#candidates img")
             thumbs.nth(1).wait_for()
             assert thumbs.count() == 2

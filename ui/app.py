@@ -6,7 +6,6 @@ re-renders from it, so a reload or a restart shows exactly what is on disk.
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
@@ -14,12 +13,22 @@ from pathlib import Path
 from typing import Any
 
 from memory.errors import InputError, StoryreelError
-from ui.cards import bible_markdown, card_markdown, outline_markdown
+from ui.cards import (
+    AUDIO_CARDS,
+    VISUAL_CARDS,
+    bible_markdown,
+    card_markdown,
+    editable,
+    outline_markdown,
+    shot_label,
+)
 from ui.settings import Settings
 
 CSS = """
 #card {border: 2px solid #6b5bd2; border-radius: 12px; padding: 12px; min-height: 220px}
 #model-badge {font-size: 0.9em}
+#edit-form {border: 1px solid #6b5bd2; border-radius: 10px; padding: 6px}
+#edit-form .edit-row {border-left: 3px solid #6b5bd2}
 .demo-warning {background: #fff4ce; color: #5a4500; padding: 6px 10px; border-radius: 8px}
 """
 
@@ -97,7 +106,9 @@ class Studio:
 def _model_badge(studio: Studio) -> str:
     from agent.brain import DEMO_NOTICE
 
-    text = f"**Model:** {studio.model.description}"
+    from agent.router import router_name
+
+    text = f"**Model:** {studio.model.description} · **Router:** {router_name(studio.model)}"
     if getattr(studio.model, "is_demo", False):
         text += f'\n\n<div class="demo-warning">⚠ {DEMO_NOTICE}</div>'
     return text
@@ -114,9 +125,10 @@ def _progress_html(fraction: float, state: str, message: str) -> str:
 def _strip_html(timeline: list[tuple[str, float, float]]) -> str:
     """The cut as a strip of shots, each as wide as it is long."""
     total = sum(d for _, _, d in timeline) or 1.0
-    cells = "".join(f'<div title="{sid} · {dur:.2f} s" style="flex:{dur / total:.4f};border:1px solid #999;'
-                    f'padding:2px;font-size:11px;overflow:hidden;white-space:nowrap;background:#f4f2fb">'
-                    f'{sid.rsplit("-", 1)[-1]}<br>{dur:.1f}s</div>' for sid, _, dur in timeline)
+    cells = "".join(f'<div title="{shot_label(sid)} ({sid}) · {dur:.2f} s" style="flex:{dur / total:.4f};'
+                    f'border:1px solid #999;padding:2px;font-size:11px;overflow:hidden;white-space:nowrap;'
+                    f'background:#f4f2fb">{shot_label(sid, short=True)}<br>{dur:.1f}s</div>'
+                    for sid, _, dur in timeline)
     end = max((start + dur for _, start, dur in timeline), default=0.0)
     return f'<div class="timeline-strip" style="display:flex;gap:2px">{cells}</div><small>{end:.1f} s</small>'
 
@@ -130,23 +142,31 @@ def _player(path: Path) -> str:
             f'style="width:100%"></audio><br><a href="{src}" download>download WAV</a></div>')
 
 
-def _cell(value: Any) -> Any:
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, (list, dict)) else value
+def last_render(root: Path, episode: int = 1, language: str = "en") -> list[Path]:
+    """The episode's last finished render on disk (so a restarted studio shows it): the MP4 first,
+    then its captions, timeline and contact sheet; empty when it was never rendered."""
+    from agent.cut import last_render as files_of_last_render
+
+    files = files_of_last_render(root, episode, language) or {}
+    return [files[k] for k in ("mp4", "srt", "vtt", "otio", "contact_sheet") if k in files]
 
 
-def _uncell(value: Any, old: Any, where: str) -> Any:
-    if isinstance(old, (list, dict)):
-        try:
-            return json.loads(value) if isinstance(value, str) else value
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{where} must be JSON like {json.dumps(old)[:60]} ({exc.msg})") from exc
-    if isinstance(old, bool):
-        return str(value).lower() in ("1", "true", "yes")
-    if isinstance(old, int):
-        return int(float(value))
-    if isinstance(old, float):
-        return float(value)
-    return "" if value is None else str(value)
+def render_warnings(session: Any, episode: int = 1, language: str = "en") -> list[str]:
+    """What the cut would use that is stale or missing (panels, takes, motion), named."""
+    from agent.cut import render_warnings as cut_warnings
+
+    return cut_warnings(session.canon, session.project, episode=episode, language=language,
+                        painter=getattr(session.context.painter, "name", None))
+
+
+def quiet_when_idle(app: Any) -> None:
+    """Let an idle studio sleep: gradio's queue polls every 1 ms (progress every 10 ms) while
+    nothing is queued, about 3 % of a core with nothing running; 50 ms / 100 ms (gradio's own values
+    on Windows) add at most 50 ms before an event starts. Gradio reads them on every loop."""
+    queue = getattr(app, "_queue", None)
+    if queue is not None and hasattr(queue, "sleep_when_free"):
+        queue.sleep_when_free = max(float(queue.sleep_when_free), 0.05)
+        queue.progress_update_sleep_when_free = max(float(getattr(queue, "progress_update_sleep_when_free", 0)), 0.1)
 
 
 def build_app(studio: Studio) -> Any:
@@ -172,6 +192,11 @@ def build_app(studio: Studio) -> Any:
                     send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
             with gr.Column(scale=4):
                 card = gr.Markdown(elem_id="card")
+                card_pid = gr.State("")          # the proposal the card shows; every decision names it
+                editing = gr.State("")           # the proposal the edit form was opened on ("": closed)
+                draft = gr.State(None)           # the form's values while rows are added or removed
+                motion_video = gr.Video(label="Motion preview (low-res)", visible=False, height=360,
+                                        elem_id="motion-preview", interactive=False)
                 candidates = gr.Gallery(label="Candidates (click one to pick it)", columns=4, height=360,
                                         allow_preview=False, visible=False, object_fit="contain",
                                         elem_id="candidates")
@@ -181,12 +206,17 @@ def build_app(studio: Studio) -> Any:
                     accept = gr.Button("Accept", variant="primary", elem_id="accept")
                     edit = gr.Button("Edit", elem_id="edit")
                     redo = gr.Button("Redo", elem_id="redo")
-                    retry = gr.Button("Retry", elem_id="retry")
+                    retry = gr.Button("Retry", elem_id="retry", visible=False)
+                    skip = gr.Button("Skip this step", elem_id="skip", visible=False)
+
+                @gr.render(inputs=[editing, card_pid, draft])
+                def edit_form(open_pid: str, shown_pid: str, draft_value: Any) -> None:
+                    render_edit_form(open_pid, shown_pid, draft_value)
+
                 upload = gr.UploadButton("Upload your own image or recording", file_types=["image", "audio"],
                                          visible=False, elem_id="upload")
                 note = gr.Textbox(label="Note for the agent (used when rejecting)", lines=2, elem_id="note")
                 reject = gr.Button("Reject with note", variant="stop", elem_id="reject")
-                editing = gr.State(0)
             with gr.Column(scale=4):
                 with gr.Tab("Bible"):
                     bible = gr.Markdown(elem_id="bible")
@@ -208,7 +238,7 @@ def build_app(studio: Studio) -> Any:
                 board_ids = gr.State([])
                 export = gr.Button("Export contact sheet (PNG + PDF)", elem_id="export-sheet")
                 sheet_files = gr.File(label="Contact sheet", file_count="multiple", elem_id="sheet-files")
-            with gr.Tab("Episode", elem_id="episode-tab"):
+            with gr.Tab("Episode", elem_id="episode-tab") as episode_tab:
                 with gr.Row():
                     ep_lang = gr.Dropdown(label="Language", choices=["en"], value="en", elem_id="ep-lang")
                     music = gr.File(label="Music bed (optional)", file_types=["audio"], elem_id="music")
@@ -218,7 +248,7 @@ def build_app(studio: Studio) -> Any:
                 player = gr.Video(label="Episode", elem_id="episode-player", height=480)
                 downloads = gr.File(label="Downloads", file_count="multiple", elem_id="episode-files")
                 shown_job = gr.State("")
-                ticker = gr.Timer(1.0)
+                ticker = gr.Timer(1.0, active=False)   # ticks only while a render job runs
             with gr.Tab("Voices"):
                 voices_md = gr.Markdown(elem_id="voices")
                 takes_table = gr.Dataframe(headers=["line", "lang", "speaker", "text", "take", "status"],
@@ -229,8 +259,8 @@ def build_app(studio: Studio) -> Any:
                     g_target = gr.Textbox(label="Translation", placeholder="愛子", elem_id="g-target")
                 g_add = gr.Button("Add to glossary", elem_id="g-add")
         outputs = [header, badge, chat, card, candidates, bible, outline, board, board_ids, record_dd, ledger,
-                   accept, edit, redo, reject, retry, upload, status, project_dd, pick_radio, take_audio,
-                   voices_md, takes_table]
+                   accept, edit, redo, reject, retry, skip, upload, status, project_dd, pick_radio, take_audio,
+                   voices_md, takes_table, card_pid, motion_video]
 
         def snapshot(message: str = "") -> dict[Any, Any]:
             s = studio.session
@@ -241,10 +271,12 @@ def build_app(studio: Studio) -> Any:
                         record_dd: gr.update(choices=[], value=None), ledger: [],
                         accept: gr.update(interactive=False), edit: gr.update(interactive=False),
                         redo: gr.update(interactive=False), reject: gr.update(interactive=False),
-                        retry: gr.update(interactive=False), upload: gr.update(visible=False),
+                        retry: gr.update(interactive=False), skip: gr.update(visible=False),
+                        upload: gr.update(visible=False),
                         status: message, project_dd: gr.update(choices=studio.projects()),
                         pick_radio: gr.update(choices=[], value=None, visible=False),
-                        take_audio: gr.update(visible=False, value=None), voices_md: "", takes_table: []}
+                        take_audio: gr.update(visible=False, value=None), voices_md: "", takes_table: [],
+                        card_pid: "", motion_video: gr.update(visible=False, value=None)}
             view = s.view()
             pending = view.pending or {}
             records = s.records()
@@ -254,7 +286,7 @@ def build_app(studio: Studio) -> Any:
             rows = [[e["time"][:19], e["actor"], e["action"], e.get("record_id") or "", e.get("rev") or "",
                      (e.get("note") or "")[:80]] for e in reversed(entries)]
             deciding = view.awaiting_decision
-            visual = pending.get("kind") in ("reference", "background", "panel")
+            visual = pending.get("kind") in VISUAL_CARDS
             cands = (pending.get("data") or {}).get("candidates", []) if visual else []
             gallery = [(str(s.image_path(c["path"])), f"#{i + 1} · seed {c['seed']}") for i, c in enumerate(cands)]
             shots, ids = [], []
@@ -265,7 +297,7 @@ def build_app(studio: Studio) -> Any:
                     if sh["image"] is not None:
                         shots.append((str(sh["image"]), caption))
                         ids.append(sh["shot"].id)
-            audio_kind = pending.get("kind") in ("casting", "take")
+            audio_kind = pending.get("kind") in AUDIO_CARDS
             audio_cands = (pending.get("data") or {}).get("candidates", []) if audio_kind else []
             vo = s.voices()
             cast_md = "### Cast\n" + ("\n".join(
@@ -274,17 +306,27 @@ def build_app(studio: Studio) -> Any:
                 for r in vo["cast"]) or "_no voices cast yet_")
             take_rows = [[t["line_id"], t["language"], t["speaker"], (t["text"] or "")[:50],
                           (t["take"].data.get("source", "") if t["take"] else ""), t["status"]] for t in vo["takes"]]
+            preview = None
+            if pending.get("kind") == "motion" and (pending.get("data") or {}).get("preview"):
+                try:
+                    preview = str(s.image_path(pending["data"]["preview"]))
+                except StoryreelError:
+                    preview = None
             if view.stalled:
                 message = (message + "\n\n" if message else "") + "⚠ The last step stopped half-way. Press Retry."
+            for notice in view.notices:   # e.g. resuming that step failed again: Retry, or Skip to leave it
+                message = (message + "\n\n" if message else "") + f"⚠ {notice}"
             return {header: f"## Storyreel · {s.project.name}", badge: _model_badge(studio), chat: view.messages,
                     card: card_markdown(view.pending),
                     candidates: gr.update(visible=bool(gallery), value=gallery or None, selected_index=0 if gallery else None),
                     bible: bible_markdown(records), outline: outline_markdown(s.outline()), board: shots,
                     board_ids: ids, record_dd: gr.update(choices=choices), ledger: rows,
                     accept: gr.update(interactive=deciding and bool(pending.get("data"))),
-                    edit: gr.update(interactive=deciding and not visual and bool(pending.get("data"))),
+                    edit: gr.update(interactive=deciding and editable(pending)),
                     redo: gr.update(interactive=deciding), reject: gr.update(interactive=deciding),
-                    retry: gr.update(interactive=view.stalled or deciding),
+                    retry: gr.update(visible=view.stalled, interactive=view.stalled),
+                    # a failed step (or one that stopped half-way) can always be left
+                    skip: gr.update(visible=view.stalled or (deciding and bool(pending.get("failure")))),
                     upload: gr.update(visible=deciding and (visual or pending.get("kind") == "take")),
                     status: message,
                     project_dd: gr.update(choices=studio.projects(), value=s.project.root.name),
@@ -292,7 +334,9 @@ def build_app(studio: Studio) -> Any:
                                           value=gallery[0][1] if gallery else None),
                     take_audio: gr.update(visible=bool(audio_cands),
                                           value=_player(s.image_path(audio_cands[0]["path"])) if audio_cands else ""),
-                    voices_md: cast_md, takes_table: take_rows}
+                    voices_md: cast_md, takes_table: take_rows,
+                    card_pid: pending.get("proposal_id") or "",
+                    motion_video: gr.update(visible=bool(preview), value=preview)}
 
         def guarded(fn: Any) -> Any:
             def run(*args: Any) -> dict[Any, Any]:
@@ -308,61 +352,96 @@ def build_app(studio: Studio) -> Any:
                 raise InputError("open or create a project first")
             return studio.session
 
-        @gr.render(inputs=[editing])
-        def edit_form(edit_counter: int) -> None:
+        def render_edit_form(open_pid: str, shown_pid: str, draft_value: Any) -> None:
+            """The edit form, inline under the card, bound to the proposal it was opened on.
+
+            Shown only while that proposal is still the card (a decision or a new card closes it);
+            every save names the proposal, so the session refuses it for any other card."""
+            from agent.schemas import PROPOSAL_MODELS
+            from ui import edit_form as ef
+
             s = studio.session
-            pending = s.view().pending if s else None
-            if not edit_counter or not pending or not pending.get("data") or \
-                    pending.get("kind") in ("reference", "background", "panel", "input"):
+            pending = (s.view().pending if s else None) or {}
+            if not open_pid or open_pid != shown_pid or pending.get("proposal_id") != open_pid \
+                    or not editable(pending):
                 return
-            data = pending["data"]
-            adjust_only = {"casting": ("engine", "voice", "rate", "pitch_semitones", "energy", "noise",
-                                       "instructions"),
-                           "take": ("rate", "pitch_semitones", "spoken_text")}.get(pending.get("kind"))
-            if adjust_only:
-                data = {k: data.get(k, "") for k in adjust_only}
-            with gr.Group(elem_id="edit-form"):
-                gr.Markdown("#### Adjust, then listen again" if adjust_only else "#### Edit the proposal, then accept")
-                comps, keys = [], []
-                for key, value in data.items():
-                    label = key.replace("_", " ")
-                    if isinstance(value, list) and value and isinstance(value[0], dict):
-                        cols = list(value[0].keys())
-                        comps.append(gr.Dataframe(value=[[_cell(row.get(c, "")) for c in cols] for row in value],
-                                                  headers=cols, type="array", interactive=True, label=label,
-                                                  wrap=True))
-                    elif isinstance(value, list):
-                        comps.append(gr.Textbox(value="\n".join(map(str, value)), interactive=True,
-                                                label=f"{label} (one per line)", lines=3))
-                    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                        comps.append(gr.Number(value=value, label=label, interactive=True))
+            kind = pending["kind"]
+            model = PROPOSAL_MODELS[kind]
+            vocab = {"cast": [r.data.get("name", "") for r in s.canon.list("character")],
+                     "places": [r.data.get("name", "") for r in s.canon.list("location")]}
+            layout = ef.form_layout(model, vocab)
+            data = (draft_value["data"] if isinstance(draft_value, dict) and draft_value.get("pid") == open_pid
+                    else ef.start_data(model, pending.get("data") or pending.get("draft")))
+            adjust_only = kind in AUDIO_CARDS
+            resizable = not adjust_only and kind != "motion"   # motion rows follow the shot plan
+            comps: list[Any] = []
+            row_actions: list[tuple[Any, str, int | None]] = []   # (button, table, row or None: add)
+
+            def widget(w: Any, value: Any, label: str) -> Any:
+                shown = ef.widget_value(w, value)
+                if w.kind in ("choice", "multi"):
+                    choices = list(w.choices)
+                    extra = shown if isinstance(shown, list) else [shown]
+                    choices += [v for v in extra if v and v not in choices]
+                    return gr.Dropdown(choices=choices, value=shown, label=label, multiselect=w.kind == "multi",
+                                       allow_custom_value=w.custom, interactive=True)
+                if w.kind == "check":
+                    return gr.Checkbox(value=shown, label=label, interactive=True)
+                if w.kind in ("number", "int"):
+                    return gr.Number(value=shown, label=label, precision=0 if w.kind == "int" else None,
+                                     interactive=True)
+                text = str(shown)
+                return gr.Textbox(value=text, label=label, interactive=not w.read_only,
+                                  lines=3 if w.kind == "lines" or len(text) > 60 else 1)
+
+            with gr.Column(elem_id="edit-form", variant="panel"):
+                gr.Markdown("#### Adjust, then listen again" if adjust_only else
+                            "#### Edit the proposal, then accept" + (
+                                "" if pending.get("data") else " (the model failed: start from its usable "
+                                "fields and safe defaults)" if pending.get("draft") else
+                                " (the model failed: write it yourself)"))
+                for item in layout:
+                    if isinstance(item, ef.Table):
+                        rows = data.get(item.name) or []
+                        gr.Markdown(f"**{item.label.capitalize()}** ({len(rows)})")
+                        for r, row in enumerate(rows):
+                            head = f"{item.row_name.capitalize()} {r + 1}"
+                            if row.get("shot_id"):
+                                head += f" — {shot_label(row['shot_id'])}"
+                            with gr.Row(elem_classes=["edit-row"], equal_height=False):
+                                for col in item.columns:
+                                    comps.append(widget(col, row.get(col.name), f"{head} · {col.label}"
+                                                        if col is item.columns[0] else col.label))
+                                if resizable:
+                                    rm = gr.Button(f"Remove {item.row_name} {r + 1}", size="sm", min_width=80,
+                                                   elem_classes=["remove-row"])
+                                    row_actions.append((rm, item.name, r))
+                        if resizable:
+                            add = gr.Button(f"+ Add a {item.row_name}", size="sm", elem_classes=["add-row"])
+                            row_actions.append((add, item.name, None))
                     else:
-                        comps.append(gr.Textbox(value=str(value), label=label, interactive=True,
-                                                lines=3 if len(str(value)) > 60 else 1))
-                    keys.append(key)
+                        comps.append(widget(item, data.get(item.name), item.label))
                 save = gr.Button("Re-audition with these settings" if adjust_only else "Save edit and accept",
                                  variant="primary", elem_id="save-edit")
+                cancel = gr.Button("Close the form", size="sm", elem_id="cancel-edit")
 
-                def edited_data(values: tuple[Any, ...]) -> dict[str, Any]:
-                    edited: dict[str, Any] = {}
-                    for key, val in zip(keys, values):
-                        old = data[key]
-                        if isinstance(old, list) and old and isinstance(old[0], dict):
-                            cols = list(old[0].keys())
-                            rows = val.values.tolist() if hasattr(val, "values") else (val or [])
-                            edited[key] = [{c: _uncell(cell, old[0].get(c), f"{key} row {r + 1} {c}")
-                                            for c, cell in zip(cols, row)}
-                                           for r, row in enumerate(rows) if any(str(x).strip() for x in row)]
-                        elif isinstance(old, list):
-                            edited[key] = [v.strip() for v in str(val).splitlines() if v.strip()]
-                        else:
-                            edited[key] = _uncell(val, old, key) if val is not None else old
-                    return edited
+            def resize(table: str, index: int | None) -> Any:
+                def apply(*values: Any) -> dict[str, Any]:
+                    current = ef.lenient_assemble(layout, data, list(values))
+                    changed = (ef.add_row(layout, current, table) if index is None
+                               else ef.remove_row(current, table, index))
+                    return {"pid": open_pid, "data": changed}
+                return apply
 
-                def on_save(*values: Any) -> dict[Any, Any]:
-                    return guarded(lambda: need_session().decide({"type": "edit", "data": edited_data(values)}))()
+            for button, table, index in row_actions:
+                button.click(resize(table, index), comps, [draft])
 
-                save.click(on_save, comps, outputs)
+            def on_save(*values: Any) -> dict[Any, Any]:
+                return guarded(lambda: need_session().decide(
+                    {"type": "edit", "data": ef.assemble(layout, data, list(values)), "proposal_id": open_pid}))()
+
+            save.click(on_save, comps, outputs)
+            cancel.click(lambda: ("", None), None, [editing, draft])
 
         def do_send(text: str) -> dict[Any, Any]:
             result = guarded(lambda: need_session().send(text))()
@@ -373,11 +452,15 @@ def build_app(studio: Studio) -> Any:
         def chosen_index(label: str | None) -> int:
             return int(label.split(" ")[0].lstrip("#")) - 1 if label else 0
 
-        accept.click(guarded(lambda label: need_session().decide({"type": "accept", "choice": chosen_index(label)})),
-                     [pick_radio], outputs)
-        redo.click(guarded(lambda: need_session().decide({"type": "redo"})), None, outputs)
+        # Every decision names the card it was made on (card_pid, as the browser last received it).
+        accept.click(guarded(lambda label, pid: need_session().decide(
+            {"type": "accept", "choice": chosen_index(label), "proposal_id": pid})), [pick_radio, card_pid], outputs)
+        redo.click(guarded(lambda pid: need_session().decide({"type": "redo", "proposal_id": pid})),
+                   [card_pid], outputs)
         retry.click(guarded(lambda: need_session().retry()), None, outputs)
-        upload.upload(guarded(lambda f: need_session().upload(Path(getattr(f, "name", f)))), [upload], outputs)
+        skip.click(guarded(lambda: need_session().skip()), None, outputs)
+        upload.upload(guarded(lambda f, pid: need_session().upload(Path(getattr(f, "name", f)), proposal_id=pid)),
+                      [upload, card_pid], outputs)
 
         def pick(evt: gr.SelectData) -> str | None:
             """A click on a candidate picks it in the radio that Accept reads."""
@@ -407,54 +490,89 @@ def build_app(studio: Studio) -> Any:
 
         export.click(do_export, None, [sheet_files])
 
-        def start_render(language: str, music_file: Any) -> str:
+        def start_render(language: str, music_file: Any) -> tuple[Any, ...]:
             try:
-                job = need_session().render(language=language or "en",
-                                            music=Path(getattr(music_file, "name", music_file)) if music_file else None)
-                return _progress_html(job.progress, "queued", "starting")
+                s = need_session()
+                warnings = render_warnings(s)
+                job = s.render(language=language or "en",
+                               music=Path(getattr(music_file, "name", music_file)) if music_file else None)
             except StoryreelError as exc:
-                return f'<div class="render-error">✖ {exc}</div>'
+                return f'<div class="render-error">✖ {exc}</div>', gr.Timer(active=False)
+            note = ""
+            if warnings:
+                items = "".join(f"<li>{str(w).replace('<', '&lt;')}</li>" for w in warnings)
+                note = (f'<div class="render-warnings">⚠ Rendering with {len(warnings)} stale or missing '
+                        f'item(s); redo them on the card or in the storyboard, then render again:<ul>{items}</ul></div>')
+                gr.Warning(f"Rendering with {len(warnings)} stale or missing item(s): " + "; ".join(warnings[:3]))
+            return _progress_html(job.progress, "queued", "starting") + note, gr.Timer(active=True)
 
-        render_btn.click(start_render, [ep_lang, music], [render_progress])
+        render_btn.click(start_render, [ep_lang, music], [render_progress, ticker])
 
-        def poll(shown: str) -> tuple[Any, ...]:
+        def episode_view(language: str | None) -> tuple[Any, ...]:
+            """The Episode tab from disk and canon: timeline strip, languages, the last render."""
+            s = studio.session
+            if s is None:
+                return "", gr.update(choices=["en"]), None, None
+            from agent.voices import dub_languages
+
+            try:
+                strip_html = _strip_html(s.episode_timeline())
+            except StoryreelError as exc:
+                strip_html = f"<small>Timeline: {str(exc).replace('<', '&lt;')}</small>"
+            files = last_render(s.project.root, 1, language or "en")
+            return (strip_html, gr.update(choices=["en", *dub_languages(s.canon)]),
+                    str(files[0]) if files else None, [str(p) for p in files] or None)
+
+        def poll(shown: str, language: str | None) -> tuple[Any, ...]:
+            """One tick while a render runs: progress; on the end, the player, files and stop."""
             s = studio.session
             job = s.jobs.latest("render") if s else None
-            langs = ["en"]
-            strip_html = ""
-            if s is not None:
-                from agent.voices import dub_languages
-
-                langs += dub_languages(s.canon)
-                try:
-                    strip_html = _strip_html(s.episode_timeline())
-                except StoryreelError as exc:
-                    strip_html = f"<small>Timeline: {exc}</small>"
-            lang_update = gr.update(choices=langs)
             if job is None:
-                return gr.update(), strip_html, gr.update(), gr.update(), shown, lang_update
+                return gr.update(), gr.update(), gr.update(), gr.update(), shown, gr.update(), gr.Timer(active=False)
             html = _progress_html(job.progress, job.state, job.error or job.message)
+            if job.active:
+                return html, gr.update(), gr.update(), gr.update(), shown, gr.update(), gr.Timer(active=True)
             if job.state == "done" and job.id != shown:
                 r = job.result
+                strip_html, langs, _, _ = episode_view(language)
                 files = [str(p) for p in (r.mp4, r.srt, r.vtt, r.otio, r.contact_sheet)]
-                return html, strip_html, str(r.mp4), files, job.id, lang_update
-            return html, strip_html, gr.update(), gr.update(), shown, lang_update
+                return html, strip_html, str(r.mp4), files, job.id, langs, gr.Timer(active=False)
+            return html, gr.update(), gr.update(), gr.update(), shown, gr.update(), gr.Timer(active=False)
 
-        ticker.tick(poll, [shown_job], [render_progress, strip, player, downloads, shown_job, ep_lang])
+        ticker.tick(poll, [shown_job, ep_lang], [render_progress, strip, player, downloads, shown_job, ep_lang,
+                                                  ticker])
+        episode_tab.select(episode_view, [ep_lang], [strip, ep_lang, player, downloads])
+        ep_lang.input(episode_view, [ep_lang], [strip, ep_lang, player, downloads])
+
+        def resume_polling() -> Any:
+            """After a reload while a render runs, keep following it."""
+            s = studio.session
+            job = s.jobs.latest("render") if s else None
+            return gr.Timer(active=bool(job and job.active))
 
         g_add.click(guarded(lambda t, lang, tgt: need_session().set_glossary(t, lang, tgt)),
                     [g_term, g_lang, g_target], outputs)
 
-        def do_reject(text: str) -> dict[Any, Any]:
-            return {**guarded(lambda: need_session().decide({"type": "reject", "note": text}))(), note: ""}
+        def do_reject(text: str, pid: str) -> dict[Any, Any]:
+            return {**guarded(lambda: need_session().decide({"type": "reject", "note": text, "proposal_id": pid}))(),
+                    note: ""}
 
-        reject.click(do_reject, [note], [*outputs, note])
-        edit.click(lambda n: (n or 0) + 1, [editing], [editing])
-        for btn in (accept, redo, reject, send):
-            btn.click(lambda: 0, None, [editing])
+        reject.click(do_reject, [note, card_pid], [*outputs, note])
+        edit.click(lambda pid: (pid, None), [card_pid], [editing, draft])
+        for btn in (accept, redo, reject):   # a decision closes the form (a new card would as well)
+            btn.click(lambda: ("", None), None, [editing, draft])
 
         def do_revert(record_id: str | None, rev: float | None) -> dict[Any, Any]:
-            return guarded(lambda: need_session().undo(record_id or None, None if rev is None else int(rev)))()
+            done: list[Any] = []
+            result = guarded(lambda: done.append(need_session().undo(
+                record_id or None, None if rev is None else int(rev))))()
+            if done:
+                rec = done[0]
+                text = (f"✔ Reverted {rec.id}: it is deleted now (rev {rec.rev}; revert again to bring it back)"
+                        if rec.deleted else f"✔ Reverted {rec.id} to its earlier content, saved as rev {rec.rev}")
+                gr.Info(text)
+                result[status] = text
+            return result
 
         revert.click(do_revert, [record_dd, rev_num], outputs)
 
@@ -479,6 +597,8 @@ def build_app(studio: Studio) -> Any:
 
         new_btn.click(do_new, [new_name], [*outputs, new_name])
         app.load(lambda: snapshot(), None, outputs)
+        app.load(episode_view, [ep_lang], [strip, ep_lang, player, downloads])
+        app.load(resume_polling, None, [ticker])
     return app
 
 
@@ -500,13 +620,32 @@ def run_studio(settings: Settings) -> int:
             studio.open_latest()
         app = build_app(studio)
         import gradio as gr
+        from starlette.middleware import Middleware
+
+        from ui import serving
 
         print(f"Storyreel studio on http://{settings.host}:{settings.port} · model: {model.description}",
               flush=True)
+        auth = None
+        if serving.needs_token(settings.host):   # reachable by others: ask for a token
+            token = os.environ.get("STORYREEL_STUDIO_TOKEN") or serving.new_token()
+            auth = (serving.AUTH_USER, token)
+            print(f"The studio listens on {settings.host}, not only this machine: log in as user "
+                  f"'{serving.AUTH_USER}' with the token {token}", flush=True)
+
+        def open_root() -> Path | None:
+            return studio.session.project.root if studio.session is not None else None
+        # Only the open project's assets/ and renders/ are served (live lists: the studio can switch
+        # projects); its canon, state, ledger and settings and every other project are blocked.
         app.queue(default_concurrency_limit=1).launch(
             server_name=settings.host, server_port=settings.port, prevent_thread_lock=True, quiet=True,
-            css=CSS, theme=gr.themes.Soft(), footer_links=[],
-            allowed_paths=[str(settings.projects_dir.resolve())] + ([str(project.root.resolve())] if project else []))
+            css=CSS, theme=gr.themes.Soft(), footer_links=[], auth=auth,
+            auth_message="Storyreel studio: user 'storyreel', the token printed when the studio started.",
+            allowed_paths=serving.live_allowed(open_root),
+            blocked_paths=serving.live_blocked(open_root, settings.projects_dir),
+            num_workers=0,   # files served in this process, where the live lists are
+            app_kwargs={"middleware": [Middleware(serving.DownloadActiveContent)]})
+        quiet_when_idle(app)
         import signal
 
         def stop(signum: int, frame: Any) -> None:
