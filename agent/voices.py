@@ -19,6 +19,7 @@ from agent.context import DirectorContext
 from agent.state import Task
 from memory.canon import Canon, Record
 from memory.errors import InputError, RecordNotFoundError
+from memory.faults import crash_point
 from tools.backends.protocols import SpeechRequest, VoiceProfile
 
 AUDIO_KINDS = ("casting", "take")
@@ -30,8 +31,19 @@ LANGUAGE_NAMES = {v: k.capitalize() for k, v in LANGUAGES.items()}
 CHARS_PER_SECOND = {"en": 14.0, "ja": 7.5, "zh": 5.5, "ko": 7.0, "es": 15.0, "fr": 14.5, "de": 13.5,
                     "it": 15.0, "pt": 14.5}
 TOO_LONG = 1.35      # a translation whose spoken length is this much longer is flagged
-PROFILE_FIELDS = ("engine", "voice", "rate", "pitch_semitones", "energy", "noise", "instructions")
+PROFILE_FIELDS = ("engine", "voice", "blend", "rate", "pitch_semitones", "energy", "noise", "instructions")
 
+
+
+NARRATOR, NARRATOR_NAME = "narrator", "Narrator"   # the narrator's voice is voice-narrator
+
+
+def _narrator() -> Record:
+    """The narrator as a cast member: not a canon character, but cast and voiced like one."""
+    return Record(id=NARRATOR, kind="character", rev=0, data={
+        "name": NARRATOR_NAME, "gender": "", "age": "adult",
+        "personality": "a calm storyteller", "voice": "calm, warm, clear narration"},
+        actor="auto", created_at="", note="", deleted=False)
 
 
 def voice_id(char_id: str) -> str:
@@ -101,10 +113,10 @@ def next_voice_task(canon: Canon, ctx: DirectorContext) -> Task | None:
     for char in canon.list("character"):
         if char.data.get("name") in speakers and not canon.live(voice_id(char.id)):
             return {"kind": "casting", "target_id": None, "subject": char.id}
+    if NARRATOR_NAME in speakers and not canon.live(voice_id(NARRATOR)):
+        return {"kind": "casting", "target_id": None, "subject": NARRATOR}
     for language in [PRIMARY_LANGUAGE, *dub_languages(canon)]:
         for scene, line in episode_lines(canon):
-            if line.get("speaker") == "Narrator" and not canon.live("voice-narrator"):
-                continue
             if language != PRIMARY_LANGUAGE and not canon.live(translation_id(line["id"], language)):
                 return {"kind": "translation", "target_id": None, "scene_id": scene.id, "language": language}
             if not canon.live(take_id(line["id"], language)):
@@ -128,13 +140,18 @@ def _profile_dict(profile: VoiceProfile) -> dict[str, Any]:
     return dataclasses.asdict(profile)
 
 
-def default_language_profile(language: str) -> dict[str, Any]:
+def default_language_profile(language: str, profile: VoiceProfile | None = None) -> dict[str, Any]:
+    """The voice a character speaks ``language`` with: for Japanese, Kokoro's Japanese path (when
+    pyopenjtalk-plus is installed) with the character's own Kokoro voice and blend (Piper joe's
+    characters get Kokoro's man, kumo); espeak-ng otherwise."""
     if language == "ja":
         from tools.backends.voice_kokoro import KokoroVoiceSynth
 
-        if KokoroVoiceSynth.is_available():
-            return {"engine": "kokoro", "voice": "jf_alpha"}
-    return {"engine": "espeak", "voice": language}
+        if KokoroVoiceSynth.speaks_japanese():
+            if profile is not None and profile.engine == "kokoro":
+                return {"engine": "kokoro", "voice": profile.voice, "blend": profile.blend}
+            return {"engine": "kokoro", "voice": "jm_kumo", "blend": ""}
+    return {"engine": "espeak", "voice": language, "blend": ""}
 
 
 NOTE_ADJUST = (("deeper", "pitch_semitones", -3.0), ("lower", "pitch_semitones", -3.0),
@@ -145,10 +162,10 @@ NOTE_ADJUST = (("deeper", "pitch_semitones", -3.0), ("lower", "pitch_semitones",
 def propose_casting(ctx: DirectorContext, task: Task, *, proposal_id: str, notes: list[str],
                     overrides: dict[str, Any] | None) -> dict[str, Any]:
     """A distinct voice for one character, with an audition take of a sample line."""
-    from tools.casting import propose_distinct_profiles
+    from tools.casting import alternative_voices, base_voice_of, propose_distinct_profiles
 
     canon = ctx.canon
-    char = canon.get(task["subject"])
+    char = _narrator() if task["subject"] == NARRATOR else canon.get(task["subject"])
     others = [_profile(r.data) for r in canon.list("voice") if r.id != voice_id(char.id)]
     rejected = [_profile(p) for p in task.get("rejected_profiles", [])]
     profile = propose_distinct_profiles([char.data], others + rejected)[0]
@@ -158,16 +175,45 @@ def propose_casting(ctx: DirectorContext, task: Task, *, proposal_id: str, notes
         for field, delta in wanted:
             profile = dataclasses.replace(profile, **{field: round(getattr(profile, field) + delta, 2)})
     if overrides:
-        profile = _profile({**_profile_dict(profile), **{k: v for k, v in overrides.items() if k in PROFILE_FIELDS}})
+        profile = _profile({**_profile_dict(profile), **_base_voice_edit(profile, overrides)})
     lines = [ln for _, ln in episode_lines(canon) if ln.get("speaker") == char.data.get("name")]
     sample = str(lines[0]["line"]) if lines else f"Hi, I'm {char.data.get('name')}. Nice to meet you."
-    out = ctx.project_root / "assets" / "drafts" / "casting" / char.id / proposal_id / "audition.wav"
+    out = ctx.path(Path("assets", "drafts", "casting", char.id, proposal_id, "audition.wav"))
     info = synthesize(ctx, profile, sample, "neutral", PRIMARY_LANGUAGE, out)
-    langs = {lang: default_language_profile(lang) for lang in dub_languages(canon)}
+    langs = {lang: default_language_profile(lang, profile) for lang in dub_languages(canon)}
+    base = base_voice_of(profile)
+    # other base voices to audition: an Edit choosing one (engine/voice/blend) comes back through
+    # `overrides` and is auditioned in the next proposal
+    alternatives = alternative_voices(char.data, profile, others)
     return {"subject": char.id, "subject_name": char.data.get("name"), **_profile_dict(profile),
-            "languages": langs, "sample_line": sample,
-            "candidates": [{"path": _rel(ctx, info.path), "duration_s": round(info.duration_s, 2),
-                            "peak_dbfs": round(info.peak_dbfs, 1), "loudness_lufs": _lufs(info)}]}
+            "base_voice": base.label if base else f"{profile.engine} {profile.voice}",
+            "alternatives": alternatives, "languages": langs, "sample_line": sample,
+            "candidates": [_candidate(ctx, info)]}
+
+
+def _base_voice_edit(profile: VoiceProfile, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The profile fields an edit sets. ``voice`` may name a blend (``"jm_kumo+jf_nezumi:0.5"``, as
+    the card's alternatives write it); choosing another engine or voice without naming a blend
+    auditions that voice unblended."""
+    chosen = {k: v for k, v in overrides.items() if k in PROFILE_FIELDS}
+    voice = str(chosen.get("voice") or "")
+    if "+" in voice:
+        chosen["voice"], chosen["blend"] = (part.strip() for part in voice.split("+", 1))
+    elif "blend" not in chosen and (chosen.get("engine", profile.engine), chosen.get("voice", profile.voice)) != (
+            profile.engine, profile.voice):
+        chosen["blend"] = ""
+    return chosen
+
+
+def _candidate(ctx: DirectorContext, info: Any) -> dict[str, Any]:
+    """A recording on the card: path, measurements and how its mouth will move (`lipsync`)."""
+    from tools.lipsync import LIPSYNC_ENVELOPE, LIPSYNC_PHONEMES, track_path
+
+    track = track_path(info.path)
+    return {"path": _rel(ctx, info.path), "duration_s": round(info.duration_s, 2),
+            "peak_dbfs": round(info.peak_dbfs, 1), "loudness_lufs": _lufs(info),
+            "lipsync": LIPSYNC_PHONEMES if track.is_file() else LIPSYNC_ENVELOPE,
+            **({"visemes": _rel(ctx, track)} if track.is_file() else {})}
 
 
 def _lufs(info: Any) -> float | None:
@@ -176,21 +222,26 @@ def _lufs(info: Any) -> float | None:
 
 
 def _rel(ctx: DirectorContext, path: Path) -> str:
-    return str(Path(path).resolve().relative_to(ctx.project_root.resolve()))
+    return ctx.rel(path)
 
 
 def synthesize(ctx: DirectorContext, profile: VoiceProfile, text: str, emotion: str, language: str,
                out: Path, seed: int = 0) -> Any:
     """Speak `text` with `profile` (after the lexicon) into a 48 kHz mono project WAV."""
     from tools.audio import to_project_wav
+    from tools.lipsync import track_path
 
     entries, _ = lexicon(ctx.canon)
     spoken = apply_lexicon(text, entries)
     out.parent.mkdir(parents=True, exist_ok=True)
     raw = out.with_suffix(".raw.wav")
     synth = ctx.voices.synth_for(profile)
+    track_path(out).unlink(missing_ok=True)
     synth.synthesize(SpeechRequest(text=spoken, language=language, profile=profile, emotion=emotion, seed=seed), raw)
+    crash_point("mid-take-write")
     info = to_project_wav(raw, out)
+    if track_path(raw).is_file():   # the synth's mouth track (same timing: resampling keeps it)
+        track_path(raw).replace(track_path(out))
     raw.unlink(missing_ok=True)
     return info
 
@@ -214,7 +265,8 @@ def _voice_for(canon: Canon, speaker: str, language: str) -> tuple[VoiceProfile,
     rec = canon.live(voice_id(char.id)) if char else canon.live("voice-narrator")
     base = _profile(rec.data) if rec else VoiceProfile()
     if language != PRIMARY_LANGUAGE:
-        lang = (rec.data.get("languages", {}) if rec else {}).get(language) or default_language_profile(language)
+        lang = ((rec.data.get("languages", {}) if rec else {}).get(language)
+                or default_language_profile(language, base))   # dubbed after casting: the same voice
         base = dataclasses.replace(base, **{k: v for k, v in lang.items() if k in PROFILE_FIELDS})
     return base, rec
 
@@ -244,14 +296,32 @@ def propose_take(ctx: DirectorContext, task: Task, *, proposal_id: str, attempt:
     if overrides:
         profile = _profile({**_profile_dict(profile), **{k: v for k, v in overrides.items() if k in PROFILE_FIELDS}})
     spoken = str(overrides.get("text") or text)
-    out = ctx.project_root / "assets" / "drafts" / "take" / line_id / language / proposal_id / "take.wav"
+    out = ctx.path(Path("assets", "drafts", "take", line_id, language, proposal_id, "take.wav"))
     info = synthesize(ctx, profile, spoken, str(line.get("emotion", "neutral")), language, out, seed=attempt)
+    candidate = _candidate(ctx, info)
     return {"subject": line_id, "language": language, "speaker": line.get("speaker"), "text": text,
             "spoken_text": spoken, "emotion": line.get("emotion"), "rate": profile.rate,
             "pitch_semitones": profile.pitch_semitones, "engine": profile.engine, "voice": profile.voice,
-            "candidates": [{"path": _rel(ctx, info.path), "duration_s": round(info.duration_s, 2),
-                            "peak_dbfs": round(info.peak_dbfs, 1), "loudness_lufs": _lufs(info)}],
+            "blend": profile.blend, "candidates": [candidate], "lipsync": candidate["lipsync"],
+            **({"check": check} if (check := check_recording(ctx, info.path, text, language)) else {}),
             "made_from": take_made_from(canon, line_id, language, str(line.get("speaker")))}
+
+
+def check_recording(ctx: DirectorContext, wav: Path, text: str, language: str) -> dict[str, Any] | None:
+    """The ear check of a take (`tools.take_check.check_take`) when the session has a checker
+    (`VoiceBackends.checker`); None without one. A checker failure is reported in the result, never
+    raised: the take itself is fine."""
+    checker = getattr(ctx.voices, "checker", None)
+    if checker is None:
+        return None
+    from memory.errors import StoryreelError
+    from tools.take_check import check_take
+
+    names = [str(r.data.get("name")) for r in ctx.canon.list("character") if r.data.get("name")]
+    try:
+        return check_take(checker, wav, text, language, names=names, lexicon=lexicon(ctx.canon)[0])
+    except StoryreelError as exc:
+        return {"error": str(exc), "checker": getattr(checker, "name", "checker")}
 
 
 def accept_audio(ctx: DirectorContext, kind: str, data: dict[str, Any], *, upload: str | None, actor: str,
@@ -266,24 +336,39 @@ def accept_audio(ctx: DirectorContext, kind: str, data: dict[str, Any], *, uploa
     from tools.audio import take_info
 
     chosen = upload or data["candidates"][0]["path"]
-    src = ctx.project_root / chosen
+    src = ctx.path(chosen)
+    if not src.is_file():
+        raise InputError(f"the recording {chosen} is gone (its drafts folder was deleted?); "
+                         "press Redo for a fresh take, or upload your own")
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:10]
     record_id = take_id(data["subject"], data["language"])
     prev = canon.live(record_id)
-    dest = (ctx.project_root / "assets" / "audio" / data["subject"] / data["language"]
-            / f"v{(prev.rev + 1) if prev else 1}-{digest}.wav")
+    dest = ctx.path(Path("assets", "audio", data["subject"], data["language"],
+                         f"v{(prev.rev + 1) if prev else 1}-{digest}.wav"))
     dest.parent.mkdir(parents=True, exist_ok=True)
     if not dest.exists():  # versioned and content-addressed: an accepted take is never overwritten
         tmp = dest.with_suffix(".tmp")
         shutil.copyfile(src, tmp)
         tmp.replace(dest)
+    # the mouth track travels with a generated take; an upload has none (its mouth follows loudness)
+    from tools.lipsync import LIPSYNC_ENVELOPE, LIPSYNC_PHONEMES, track_path
+
+    track = track_path(dest)
+    if not upload and track_path(src).is_file() and not track.is_file():
+        shutil.copyfile(track_path(src), track.with_name(track.name + ".tmp"))
+        track.with_name(track.name + ".tmp").replace(track)
+    lipsync = LIPSYNC_PHONEMES if track.is_file() and not upload else LIPSYNC_ENVELOPE
     info = take_info(dest)
     made = data.get("made_from") if not upload else take_made_from(
         canon, data["subject"], data["language"], str(data.get("speaker")))
     record = {"line_id": data["subject"], "language": data["language"], "speaker": data.get("speaker"),
-              "path": str(dest.relative_to(ctx.project_root)), "duration_s": round(info.duration_s, 3),
+              "path": ctx.rel(dest), "duration_s": round(info.duration_s, 3),
               "peak_dbfs": round(info.peak_dbfs, 2), "loudness_lufs": _lufs(info),
-              "source": "upload" if upload else "generated", "made_from": made}
+              "source": "upload" if upload else "generated", "made_from": made, "lipsync": lipsync,
+              **({"check": check} if (check := (check_recording(ctx, dest, str(made.get("text") or ""),
+                                                                data["language"]) if upload
+                                                else data.get("check"))) else {}),
+              **({"visemes": ctx.rel(track)} if lipsync == LIPSYNC_PHONEMES else {})}
     return [canon.upsert("take", record, actor=actor, record_id=record_id, note=note)]
 
 
@@ -366,9 +451,10 @@ def write_translation(canon: Canon, data: dict[str, Any], *, actor: str, note: s
 class VoiceBackends:
     """One synth per engine for the session (Piper loads once), from the project's settings."""
 
-    def __init__(self, openai_settings: dict[str, Any] | None = None) -> None:
+    def __init__(self, openai_settings: dict[str, Any] | None = None, checker: Any = None) -> None:
         self.openai_settings = dict(openai_settings or {})
         self.cache: dict[Any, Any] = {}
+        self.checker = checker   # a tools.take_check.Transcriber: takes are checked by ear; None: off
 
     def synth_for(self, profile: VoiceProfile) -> Any:
         from tools.casting import voice_synth_for

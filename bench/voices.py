@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/voices.py [--lines 20]
 
-Three characters cast by `propose_distinct_profiles` speak about 20 lines of mini-drama dialogue
+Three characters cast on Piper joe by `propose_distinct_profiles` speak about 20 lines of mini-drama dialogue
 with emotions, through one `PiperVoiceSynth` (model loaded once, counted in the wall time, as is
 librosa's first-call warm-up), each take shaped (pitch shift, emotion), converted to 48 kHz and
 measured (peak, integrated loudness). Pinned to CPU 0 with one onnxruntime thread.
@@ -15,6 +15,18 @@ Prints progress lines, then LAST one JSON line:
   baseline_wall_per_speech_s  bare Piper synthesis of the same lines (no shaping, no 48 kHz
                               conversion, model already loaded), measured in the same run
   overhead_ratio              wall_per_speech_s / baseline_wall_per_speech_s
+  distinct_base_voices        different base voices (engine, voice, blend) casting gives a cast of 6
+                              mixed descriptions (target >= 5)
+  cast_pitch_spread           max / min median F0 of that cast's takes, one line each (target >= 1.6)
+  kokoro_rtf                  Kokoro-82M synthesis seconds / speech seconds, one thread, model loaded
+                              (target <= 0.6); kokoro_cpu_rtf the same with CPU time (robust to a busy
+                              machine; load_average says how busy it was)
+  lipsync_frame_error         worst offset, in 24 fps frames, between a phoneme segment of the
+                              synthesiser's track and the frames the render shows its mouth shape on,
+                              over "Mama, maybe." on Piper and Kokoro (target <= 1)
+  take_wer_median             Whisper-base word error rate of the 20 lines on each English engine (Piper
+                              joe; Kokoro, its five voices in turn), median (target <= 0.1); also per
+                              engine and per voice (take_wer_by_voice). Absent without faster-whisper.
 """
 from __future__ import annotations
 
@@ -28,8 +40,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.backends.protocols import SpeechRequest
-from tools.casting import propose_distinct_profiles
+from tools.backends.protocols import SpeechRequest, VoiceProfile
+from tools.casting import PIPER_JOE, propose_distinct_profiles
 
 CHARACTERS = [
     {"name": "Haru", "gender": "male", "personality": "a stubborn young swordsman", "voice": "deep, gruff"},
@@ -61,6 +73,130 @@ SCRIPT = [
 ]
 
 
+CAST_OF_SIX = [
+    {"name": "Haru", "gender": "male", "personality": "a stubborn young swordsman", "voice": "deep, gruff"},
+    {"name": "Mei", "gender": "female", "personality": "a bright, fast-talking courier", "voice": "high"},
+    {"name": "Master Ko", "gender": "male", "personality": "an old innkeeper, calm"},
+    {"name": "Yui", "personality": "a shy little girl"},
+    {"name": "Lady Ume", "personality": "an elderly noblewoman; she is stern"},
+    {"name": "Sora", "personality": "a cheeky boy who talks fast"},
+]
+CAST_LINE = "The lanterns are lit, and the river is rising. We leave before dawn."
+KOKORO_VOICE_ROTATION = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+
+
+def lipsync_frame_error(track: list, fps: int = 24, start: float = 0.3) -> float:
+    """Worst offset (frames) between a track segment and the frames the render shows its shape on."""
+    from tools.render import ShotSpec, TakeCue
+    from tools.render.motion import mouth_shapes
+
+    with tempfile.TemporaryDirectory(prefix="bench-lipsync-") as tmp:
+        from tools.lipsync import write_track
+
+        wav = Path(tmp) / "t.wav"
+        write_track(wav, track)
+        shot = ShotSpec("s", Path(tmp) / "panel.png", start + float(track[-1][1]) + 0.3, speakers=("a",),
+                        takes=(TakeCue(wav, start, visemes=wav.with_name("t.visemes.json"), speaker="a"),))
+        frames = mouth_shapes(shot, fps)["a"]
+    worst = 0.0
+    for a, b, shape in track:
+        if shape == "rest" or ((b - a) * fps < 1.0 and shape not in ("mbp", "fv")):
+            continue                      # shorter than a frame: only closures must show
+        first_ideal = round((a + start) * fps)
+        last_ideal = max(first_ideal + 1, round((b + start) * fps))
+        runs, k = [], 0                   # the frames showing this shape, as contiguous runs
+        while k < len(frames):
+            if frames[k] == shape:
+                j = k
+                while j < len(frames) and frames[j] == shape:
+                    j += 1
+                runs.append((k, j))
+                k = j
+            else:
+                k += 1
+        near = [(a0, b0) for a0, b0 in runs if a0 <= last_ideal and b0 >= first_ideal]
+        if not near:
+            worst = max(worst, float(last_ideal - first_ideal))
+            continue
+        a0, b0 = max(near, key=lambda r: min(r[1], last_ideal) - max(r[0], first_ideal))
+        worst = max(worst, abs(a0 - first_ideal), abs(b0 - last_ideal))
+    return round(worst, 2)
+
+
+def cast_figures() -> dict:
+    """Casting and lip-sync figures (issue 12), measured in the same run."""
+    from tools.audio import median_f0_hz
+    from tools.backends.voice_kokoro import KokoroVoiceSynth
+    from tools.backends.voice_piper import PiperVoiceSynth
+    from tools.casting import voice_synth_for
+    from tools.lipsync import track_for
+
+    profiles = propose_distinct_profiles(CAST_OF_SIX, [])
+    bases = {(p.engine, p.voice, p.blend) for p in profiles}
+    cache: dict = {}
+    f0 = []
+    with tempfile.TemporaryDirectory(prefix="bench-cast-") as tmp:
+        for index, (character, profile) in enumerate(zip(CAST_OF_SIX, profiles)):
+            path = voice_synth_for(profile, cache=cache).synthesize(
+                SpeechRequest(text=CAST_LINE, profile=profile), Path(tmp) / f"cast{index}.wav")
+            f0.append(median_f0_hz(path))
+            print(f"cast {character['name']:<9} {profile.engine}:{profile.voice}"
+                  f"{'+' + profile.blend if profile.blend else ''} pitch {profile.pitch_semitones:+.1f} st "
+                  f"-> {f0[-1]:.0f} Hz", flush=True)
+        kokoro = KokoroVoiceSynth(threads=1)
+        kokoro.speak("Warm up.", "en", voice="jf_alpha")
+        from tools.audio import write_wav
+
+        synth_s = synth_cpu = speech_s = 0.0
+        takes: list[tuple[str, str, Path]] = []     # (engine, voice, wav) for the ear check
+        for index, (_, _, line) in enumerate(SCRIPT):
+            voice = KOKORO_VOICE_ROTATION[index % len(KOKORO_VOICE_ROTATION)]
+            start, cpu_start = time.perf_counter(), time.process_time()
+            audio, _ = kokoro.speak(line, "en", voice=voice)
+            synth_s += time.perf_counter() - start
+            synth_cpu += time.process_time() - cpu_start
+            speech_s += len(audio) / 24_000
+            takes.append(("kokoro", voice, write_wav(Path(tmp) / f"k{index:02d}.wav", audio, 24_000)))
+        piper = PiperVoiceSynth(threads=1)
+        for index, (_, _, line) in enumerate(SCRIPT):
+            takes.append(("piper", "joe", piper.synthesize(SpeechRequest(text=line), Path(tmp) / f"p{index:02d}.wav")))
+        wer = take_wers(takes)
+        errors = []
+        for name, synth, profile in (("piper", piper, VoiceProfile(noise=0.0)),
+                                     ("kokoro", kokoro, VoiceProfile(engine="kokoro", voice="jf_nezumi"))):
+            path = synth.synthesize(SpeechRequest(text="Mama, maybe.", profile=profile), Path(tmp) / f"{name}.wav")
+            track = track_for(path)
+            errors.append(lipsync_frame_error(track) if track else 99.0)
+            print(f"lipsync {name}: {sum(1 for _, _, s in track or [] if s == 'mbp')} closures, "
+                  f"frame error {errors[-1]}", flush=True)
+    return {"distinct_base_voices": len(bases), "cast_pitch_spread": round(max(f0) / min(f0), 2),
+            "kokoro_rtf": round(synth_s / speech_s, 3), "kokoro_cpu_rtf": round(synth_cpu / speech_s, 3),
+            "lipsync_frame_error": max(errors), "load_average": round(os.getloadavg()[0], 2), **wer}
+
+
+def take_wers(takes: list[tuple[str, str, Path]]) -> dict:
+    """Whisper-base on every take against its line: medians overall, per engine and per voice."""
+    import statistics
+
+    from tools.take_check import WhisperTranscriber, check_take
+
+    if not WhisperTranscriber.is_available():
+        print("take check: faster-whisper is not installed (bash scripts/setup.sh --test); no WER", flush=True)
+        return {}
+    whisper = WhisperTranscriber(threads=1)
+    by: dict[str, list[float]] = {}
+    for index, (engine, voice, wav) in enumerate(takes):
+        line = SCRIPT[index % len(SCRIPT)][2]
+        result = check_take(whisper, wav, line)
+        for key in ("all", engine, f"{engine}:{voice}"):
+            by.setdefault(key, []).append(result["wer"])
+        if result["flagged"]:
+            print(f"heard wrong ({engine}:{voice}, WER {result['wer']}): {line!r} -> {result['heard']!r}", flush=True)
+    median = {k: round(statistics.median(v), 3) for k, v in by.items()}
+    return {"take_wer_median": median.pop("all"), "take_wer_median_piper": median.pop("piper"),
+            "take_wer_median_kokoro": median.pop("kokoro"), "take_wer_by_voice": median}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, default=len(SCRIPT))
@@ -68,7 +204,7 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {0})
     script = (SCRIPT * (args.lines // len(SCRIPT) + 1))[: args.lines]
-    profiles = propose_distinct_profiles(CHARACTERS, [])
+    profiles = propose_distinct_profiles(CHARACTERS, [], voices=(PIPER_JOE,))   # Piper's throughput
     for character, profile in zip(CHARACTERS, profiles):
         print(f"cast {character['name']}: pitch {profile.pitch_semitones:+.1f} st, rate {profile.rate:.2f}, "
               f"noise {profile.noise:.2f}", flush=True)
@@ -117,6 +253,7 @@ def main() -> None:
         "baseline_wall_per_speech_s": round(base_wall / base_speech, 4),
         "overhead_ratio": round((wall / total_speech) / (base_wall / base_speech), 2),
     }
+    result.update(cast_figures())
     print(json.dumps(result), flush=True)
 
 

@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 
 from agent.context import Targets
-from agent.voices import VoiceBackends, take_status
+from agent.voices import VoiceBackends, take_id, take_status
 from memory.errors import InputError
 from memory.project import create_project
 from tests.fakes import ScriptedChatModel
@@ -61,7 +61,8 @@ def test_a_casting_edited_to_copy_another_voice_is_flagged(session):
     session.decide({"type": "accept"})                                   # Aiko cast
     aiko = session.canon.get("voice-character-aiko").data
     card = session.view().pending
-    same = {**card["data"], **{k: aiko[k] for k in ("engine", "voice", "rate", "pitch_semitones", "noise")}}
+    same = {**card["data"], **{k: aiko[k] for k in ("engine", "voice", "blend", "rate", "pitch_semitones",
+                                                        "noise")}}
     view = session.decide({"type": "edit", "data": same})               # the director makes Ren sound like Aiko
     assert any("sounds like Aiko" in w for w in view.pending["warnings"])
     session.decide({"type": "accept"})                                   # and insists
@@ -158,5 +159,30 @@ def test_dub_into_japanese_keeps_the_glossary_and_flags_long_lines(tmp_path):
         s.decide({"type": "accept"})
         assert s.canon.get("take-scene-ep1-1-l1-ja").data["language"] == "ja"
         assert s.canon.get("take-scene-ep1-1-l1-en").data["language"] == "en"   # side by side
+    finally:
+        s.close()
+
+
+def test_narrator_lines_get_a_cast_voice_and_takes(tmp_path):
+    """A scene narrated (every line by 'Narrator', as small models often write) is still voiced:
+    the narrator is cast like a character, then each line gets its take, so the cut can run."""
+    narrated = {"episode": 1, "number": 1, "title": "Snow", "location": "Hilltop Shrine",
+                "characters": ["Aiko"], "action": "Snow falls on the shrine.",
+                "lines": [{"speaker": "Narrator", "line": "That winter, the snow never stopped.",
+                           "emotion": "neutral"},
+                          {"speaker": "Aiko", "line": "Who is there?", "emotion": "scared"}]}
+    s = make_session(tmp_path, {"SceneProposal": [narrated]})
+    try:
+        kinds = []
+        view = s.view()
+        while view.awaiting_decision and len(kinds) < 10:
+            card = view.pending
+            kinds.append((card["kind"], (card.get("data") or {}).get("subject")))
+            if card["kind"] not in ("casting", "take"):
+                break
+            view = s.decide({"type": "accept", "proposal_id": card.get("proposal_id", "")})
+        assert ("casting", "narrator") in kinds
+        assert s.canon.live("voice-narrator") is not None
+        assert s.canon.live(take_id("scene-ep1-1-l1", "en")) is not None   # the narrated line
     finally:
         s.close()

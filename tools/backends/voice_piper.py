@@ -5,6 +5,9 @@ on top of it: speaking rate (Piper's ``length_scale``), variation (``noise_scale
 duration-preserving pitch shift (phase vocoder, `tools.audio.pitch_shift`) and gain. Emotions map
 to a small prosody table (`EMOTION_PROSODY`) applied on top of the character's own profile.
 
+With the ``onnx`` package installed the model is patched in memory to return its phoneme
+alignments (samples per phoneme), which become the take's mouth track (`tools.lipsync`).
+
 The ONNX model is loaded once per synth instance, lazily on the first line, with one onnxruntime
 thread (the studio shares two cores with the LLM and the renderer). ``load_count`` lets the bench
 and tests check that it really happens once.
@@ -144,6 +147,7 @@ class PiperVoiceSynth:
         self._lock = threading.Lock()
         self.load_count = 0
         self.load_seconds = 0.0
+        self.has_alignments = False   # set by load(): the model returns samples per phoneme id
 
     def _paths(self) -> tuple[Path, Path]:
         if self._model_path:
@@ -183,7 +187,7 @@ class PiperVoiceSynth:
                 with open(config, encoding="utf-8") as handle:
                     piper_config = PiperConfig.from_dict(json.load(handle))
                 session = onnxruntime.InferenceSession(
-                    str(model), sess_options=options, providers=["CPUExecutionProvider"]
+                    self._model_with_alignments(model), sess_options=options, providers=["CPUExecutionProvider"]
                 )
             except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
                 raise BackendError(f"Piper voice {model} could not be loaded ({exc}); reinstall it") from exc
@@ -192,8 +196,27 @@ class PiperVoiceSynth:
             self.load_seconds = time.perf_counter() - start
             return self._voice
 
+    def _model_with_alignments(self, model: Path) -> str | bytes:
+        """The model, patched in memory to also return samples per phoneme id when the ``onnx``
+        package is installed (piper's own `add_alignment_output`); the plain path otherwise."""
+        try:
+            import onnx
+            from piper.patch_voice_with_alignment import add_alignment_output
+        except ImportError:
+            return str(model)
+        proto = onnx.load(str(model))
+        try:
+            add_alignment_output(proto)
+        except ValueError:  # no single Ceil tensor, or already an output (a pre-patched voice)
+            ceil = {name for node in proto.graph.node if node.op_type == "Ceil" for name in node.output}
+            self.has_alignments = any(o.name in ceil for o in proto.graph.output)
+            return str(model)
+        self.has_alignments = True
+        return proto.SerializeToString()
+
     def synthesize(self, request: SpeechRequest, out: Path) -> Path:
-        """Speak ``request.text`` in the character's voice and emotion; writes a 22.05 kHz WAV."""
+        """Speak ``request.text`` in the character's voice and emotion; writes a 22.05 kHz WAV and,
+        when the model gives phoneme alignments, its mouth track (`tools.lipsync`)."""
         import numpy as np
         from piper import SynthesisConfig
 
@@ -220,12 +243,26 @@ class PiperVoiceSynth:
             noise_w_scale=min(1.5, noise * _NOISE_W_RATIO),
             normalize_audio=True,
         )
-        chunks = [chunk.audio_float_array for chunk in voice.synthesize(text, syn_config=config)]
+        rate = int(voice.config.sample_rate)
+        chunks, phonemes, seconds = [], [], []
+        timed = self.has_alignments
+        for chunk in voice.synthesize(text, syn_config=config, include_alignments=timed):
+            chunks.append(chunk.audio_float_array)
+            if not chunk.phoneme_alignments:
+                timed = False
+                continue
+            phonemes.extend(a.phoneme for a in chunk.phoneme_alignments)
+            seconds.extend(int(a.num_samples) / rate for a in chunk.phoneme_alignments)
         if not chunks:
             raise InputError(f"the line {text!r} has nothing Piper can pronounce; use words, not only symbols")
-        rate = int(voice.config.sample_rate)
         audio = shape_voice(
             np.concatenate(chunks), rate, pitch_semitones=profile.pitch_semitones, energy=profile.energy,
             prosody=prosody, seed=request.seed,
         )
-        return write_wav(Path(out), audio, rate)
+        path = write_wav(Path(out), audio, rate)
+        if timed:
+            from tools.lipsync import gate_silence, track_from_durations, write_track
+
+            track = track_from_durations(phonemes, seconds, total=len(audio) / rate)
+            write_track(path, gate_silence(track, audio, rate))
+        return path
