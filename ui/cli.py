@@ -26,29 +26,48 @@ def _parser() -> argparse.ArgumentParser:
     studio = sub.add_parser("studio", help="open the director studio in the browser")
     studio.add_argument("project", nargs="?",
                         help="project name or folder (default: the one used last; others in the studio)")
-    studio.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1: this machine only)")
+    studio.add_argument("--host", default="127.0.0.1",
+                        help="bind address (default 127.0.0.1: this machine only); any other address asks "
+                             "for a login: user 'storyreel', password the token printed at start "
+                             "($STORYREEL_STUDIO_TOKEN to choose it)")
     studio.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     _llm_args(studio)
 
     chat = sub.add_parser("chat", help="the same conversation in the terminal (reads stdin; scriptable)")
     chat.add_argument("project", help="project name or folder")
+    chat.add_argument("--jsonl", action="store_true",
+                      help="scriptable: read a plain line or a JSON object per line, write one JSON event per "
+                           "line (message, proposal, decision, error, waiting; see README)")
     _llm_args(chat)
 
     make = sub.add_parser("make", help="headless: premise to finished episode, accepting every proposal",
                           description="Runs the whole pipeline (bible, beats, one episode, panels, takes, "
                                       "motion, cut) on the configured or embedded backends. Every automatic "
-                                      "acceptance is logged in the ledger with actor 'auto'.")
+                                      "acceptance is logged in the ledger with actor 'auto'; where the model's "
+                                      "output stays unusable, a safe default is used and logged as an 'auto' "
+                                      "fallback. A new project gets make's targets in project.toml [targets].")
     make.add_argument("premise", help="the series premise")
     make.add_argument("--project", type=Path, required=True, help="project folder (created if new)")
     make.add_argument("--auto-accept", action="store_true",
                       help="required: accept every proposal automatically (logged as actor 'auto')")
-    make.add_argument("--shots", type=int, default=4, help="shots in the episode (default 4)")
+    make.add_argument("--shots", type=int, default=4,
+                      help="shots per scene (default 4; a new project plans one scene)")
     make.add_argument("--language", default="en", help="caption/voice language of the cut (default en)")
     make.add_argument("--music", type=Path, default=None, help="a music bed (any audio file); default none")
     _llm_args(make)
 
     reindex = sub.add_parser("reindex", help="rebuild the story bible index (chroma) from canon")
     reindex.add_argument("project", help="project name or folder")
+
+    doctor = sub.add_parser(
+        "doctor", help="check a project's stores agree (and --repair what can be repaired)",
+        description="Checks canon and checkpoint integrity, ledger against canon, the bible index, files "
+                    "canon refers to, and temporaries left by a crash. Exit code 0 when healthy, 1 when "
+                    "problems remain. --repair never deletes: it moves bad files into state/quarantine/.")
+    doctor.add_argument("project", help="project name or folder")
+    doctor.add_argument("--repair", action="store_true",
+                        help="fix what can be fixed (derived ledger lines, bible index, duplicates, "
+                             "moving bad checkpoints and orphaned temporaries aside)")
     return p
 
 
@@ -66,13 +85,40 @@ def main(argv: list[str] | None = None) -> int:
         settings = build_settings(args)
         if args.command == "make":
             return cmd_make(settings, args)
-        return {"new": cmd_new, "studio": cmd_studio, "chat": cmd_chat,
+        if args.command == "doctor":
+            return cmd_doctor(settings, args)
+        if args.command == "chat":
+            return cmd_chat(settings, jsonl=bool(getattr(args, "jsonl", False)))
+        return {"new": cmd_new, "studio": cmd_studio,
                 "reindex": cmd_reindex}[args.command](settings)
     except StoryreelError as exc:
         print(f"storyreel: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last resort: a message, not a traceback
+        return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    """An error Storyreel has no message for: one line naming it, the traceback only on request."""
+    import sqlite3
+
+    text = " ".join(str(exc).split())[:300] or "(no message)"
+    if isinstance(exc, sqlite3.DatabaseError):
+        hint = ("a project database is damaged; check it with `storyreel doctor PROJECT` "
+                "(`--repair` fixes what it can)")
+    elif isinstance(exc, OSError):
+        hint = f"a file or folder could not be used{f' ({exc.filename})' if exc.filename else ''}; check it exists, is writable and its name is not too long"
+    else:
+        hint = "this is a bug in Storyreel; nothing more was changed"
+    print(f"storyreel: unexpected {type(exc).__name__}: {text}. {hint[0].upper() + hint[1:]}. "
+          "Run again with STORYREEL_DEBUG=1 for the traceback.", file=sys.stderr)
+    if os.environ.get("STORYREEL_DEBUG") == "1":
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    return 1
 
 
 def cmd_new(settings: Settings) -> int:
@@ -97,16 +143,23 @@ def cmd_make(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_reindex(settings: Settings) -> int:
     from memory.bible import Bible
-    from memory.canon import Canon
+    from memory.doctor import require_canon
+    from memory.ledger import Ledger
     from memory.project import ProjectLock
 
     project = settings.open_project()
     with ProjectLock(project):
-        canon = Canon(project.canon_path)
+        canon = require_canon(project, Ledger(project.ledger_path))  # never index an emptied canon
         count = Bible(project.chroma_dir).rebuild(canon)
         canon.close()
     print(f"Re-indexed {count} bible records of {project.name!r}")
     return 0
+
+
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from memory.doctor import run_doctor
+
+    return run_doctor(settings.open_project(), repair=args.repair, out=sys.stdout)
 
 
 def cmd_studio(settings: Settings) -> int:
@@ -115,10 +168,10 @@ def cmd_studio(settings: Settings) -> int:
     return run_studio(settings)
 
 
-def cmd_chat(settings: Settings) -> int:
+def cmd_chat(settings: Settings, *, jsonl: bool = False) -> int:
     from ui.terminal import run_chat
 
-    return run_chat(settings, sys.stdin, sys.stdout)
+    return run_chat(settings, sys.stdin, sys.stdout, jsonl=jsonl)
 
 
 if __name__ == "__main__":  # pragma: no cover

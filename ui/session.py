@@ -5,7 +5,6 @@ bad decision loses nothing: the pending proposal stays on the card.
 """
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,8 @@ from agent.llm import ChatModel
 from agent.review import Decision, ReviewRequest, check_decision, check_message
 from agent.storyboard import VISUAL_KINDS
 from memory.bible import Bible
-from memory.canon import Canon, Record
-from memory.errors import InputError, RecordNotFoundError
+from memory.canon import Record
+from memory.errors import InputError, PathOutsideProjectError, RecordNotFoundError
 from memory.ledger import Ledger
 from memory.project import Project, ProjectLock
 
@@ -36,6 +35,7 @@ class SessionView:
     is_demo: bool
     stalled: bool = False                     # a run stopped half-way (crash); `retry()` resumes it
     notices: list[str] = field(default_factory=list)
+    router: str = ""                          # which router reads chat messages (agent.router), by the badge
 
     @property
     def awaiting_decision(self) -> bool:
@@ -52,46 +52,120 @@ class DirectorSession:
         self._lock = ProjectLock(project)
         self._lock.acquire()  # ProjectLockedError when another studio or chat has it open
         self._mutex = threading.RLock()
+        self.config: dict[str, Any] = {"configurable": {"thread_id": THREAD_ID},
+                                       "recursion_limit": RECURSION_LIMIT}
+        opened: list[Any] = []
         try:
-            self.canon = Canon(project.canon_path)
-            self.bible = Bible(project.chroma_dir)
-            self.ledger = Ledger(project.ledger_path)
-            project.checkpoints_path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(project.checkpoints_path, check_same_thread=False)
-            from langgraph.checkpoint.sqlite import SqliteSaver
+            from memory.checkpoints import open_checkpointer
+            from memory.doctor import require_canon
 
-            self._saver = SqliteSaver(self._conn)
+            self.ledger = Ledger(project.ledger_path)
+            # A deleted or emptied canon.sqlite is refused (not recreated empty) when the ledger
+            # lists decisions; a commit a crash left without its ledger lines gets them now.
+            self.canon = require_canon(project, self.ledger)
+            opened.append(self.canon)
+            self.ledger.complete(self.canon)
+            self.bible = _open_bible(project)
+            opened.append(self.bible)
+            self._saver = open_checkpointer(project.checkpoints_path)  # the strict serializer
+            self._conn = self._saver.conn
+            opened.append(self._conn)
             self.graph = build_graph(self._saver)
             self.context = DirectorContext(canon=self.canon, bible=self.bible, ledger=self.ledger,
                                            llm=llm, targets=targets or Targets(), project_root=project.root,
                                            painter=painter, candidates=candidates, loras=dict(loras or {}),
                                            voices=voices, animator=animator)
+            self.graph.get_state(self.config)  # a crafted checkpoint is refused now, before any step
         except BaseException:
+            for thing in reversed(opened):
+                try:
+                    thing.close()
+                except Exception:  # noqa: BLE001, S110 - closing after a failed open must not hide why
+                    pass
             self._lock.release()
             raise
-        self.config: dict[str, Any] = {"configurable": {"thread_id": THREAD_ID},
-                                       "recursion_limit": RECURSION_LIMIT}
+        # The bible index is a cache of canon: index whatever it lacks (deleted, stale or half-written
+        # folder) in the background; the session does not wait for it.
+        self._stop_sync = threading.Event()
+        self._bible_sync = threading.Thread(target=self._sync_bible, name="bible-sync", daemon=True)
+        self._bible_sync.start()
+        # The offline router embeds its exemplar phrases once per process (a few seconds): now, in the
+        # background, rather than on the director's first request.
+        threading.Thread(target=_warm_router, args=(llm,), name="router-warm", daemon=True).start()
         from ui.jobs import JobRunner
 
         self.jobs = JobRunner()
 
     # ------------------------------------------------------------------ running the graph
 
+    _running = 0          # graph runs in flight (reads say "working", not "stalled", meanwhile)
+    _start_error = ""     # why resuming a stalled run failed, shown until it succeeds or is skipped
+
     def _invoke(self, payload: Any) -> None:
-        self.graph.invoke(payload, self.config, context=self.context)
+        self._running += 1
+        try:
+            # "sync": each step's checkpoint is on disk before the next step starts, so a crash never
+            # brings back a card that was already decided
+            self.graph.invoke(payload, self.config, context=self.context, durability="sync")
+        finally:
+            self._running -= 1
 
     def start(self) -> SessionView:
-        """Run to the first question (new project) or pick up where the last process stopped."""
+        """Run to the first question (new project) or pick up where the last process stopped.
+
+        Never raises for a step that fails again: every node is contained (agent.guard) and turns
+        its error into a failure card; anything outside a node (the checkpointer, the step limit)
+        is kept as a notice on the view, and `skip()` leaves the stalled step.
+        """
+        from agent.guard import describe
+
         with self._mutex:
             snap = self.graph.get_state(self.config)
-            if not snap.values and not snap.next:
-                self._invoke({"messages": [], "stash": []})
-            elif snap.next and not snap.interrupts:
-                self._invoke(None)  # the previous process died mid-step: finish that step
+            try:
+                if not snap.values and not snap.next:
+                    self._invoke({"messages": [], "stash": []})
+                elif (snap.next or snap.tasks) and not snap.interrupts:
+                    # The previous process died mid-step, or after a step's writes were saved but
+                    # before its checkpoint (then `next` is empty but the task is there): finish it.
+                    self._invoke(None)
+                self._start_error = ""
+            except Exception as exc:  # noqa: BLE001 - the session must open to let the director leave
+                self._start_error = (f"Resuming the last step ({', '.join(snap.next) or 'start'}) failed: "
+                                     f"{describe(exc)}. Press Retry, or Skip to leave that step.")
             return self.view()
 
     def retry(self) -> SessionView:
-        return self.start()
+        """Run a stalled step again, or on a failure card, redo the step that failed."""
+        with self._mutex:
+            snap = self.graph.get_state(self.config)
+            pending = snap.interrupts[0].value if snap.interrupts else None
+            if pending and pending.get("failure") and pending.get("kind") != "input":
+                return self._resume({"type": "redo", "actor": self.actor})
+            return self.start()
+
+    def skip(self) -> SessionView:
+        """Leave the step on the card (or a stalled step that keeps failing): the current task is
+        dropped and the agent goes back to an interrupted one, or waits for a message."""
+        from langgraph.types import Command
+
+        with self._mutex:
+            snap = self.graph.get_state(self.config)
+            if snap.interrupts:
+                if (snap.interrupts[0].value or {}).get("kind") == "input":
+                    raise InputError("there is nothing to skip: the agent is waiting for a message")
+                return self._resume({"type": "skip", "actor": self.actor})
+            if not snap.next:
+                raise InputError("there is nothing to skip: no step is running or waiting")
+            stuck = snap.next[0]
+            self.ledger.append(actor=self.actor, action="skip", kind="step", inputs={"step": stuck},
+                               note=f"skipped the stalled {stuck} step")
+            text = f"Skipped the {stuck} step that kept failing. Send a message to go on."
+            # as the stuck node, so its pending trigger is consumed; then on to wait_input
+            self.graph.update_state(self.config, Command(goto="wait_input", update={
+                "pending": None, "task": None, "review_error": None,
+                "messages": [{"role": "assistant", "content": text}]}), as_node=stuck)
+            self._start_error = ""
+            return self.start()
 
     def _resume(self, decision: Decision) -> SessionView:
         from langgraph.types import Command
@@ -107,17 +181,40 @@ class DirectorSession:
             return self._resume({"type": "chat", "text": text, "actor": self.actor})
 
     def decide(self, decision: dict[str, Any]) -> SessionView:
-        """Accept, edit (with data), reject (with a note) or redo the proposal on the card."""
+        """Accept, edit (with data), reject (with a note) or redo the proposal on the card.
+
+        A decision that names its card (`proposal_id`: the studio, the terminal and `make` always
+        send it) is refused unless that card is still the one pending, so a form left open or a
+        double click never lands on the next proposal. Without one it applies to the card now
+        pending (scripts and tests that decide in order).
+        """
         decision = dict(decision)
         decision.setdefault("actor", self.actor)
         checked = check_decision(decision)
         with self._mutex:
             pending = self._require_waiting()
+            if checked.get("type") != "chat":
+                self._require_card(pending, checked.get("proposal_id"))
             if pending.get("kind") == "input":
                 raise InputError("there is no proposal to decide on; send a message instead")
             if checked.get("type") == "chat":
                 return self.send(checked.get("text", ""))
+            if checked.get("type") == "edit" and pending.get("kind") in VISUAL_KINDS:
+                raise InputError(f"a {pending.get('kind')} card has no fields to edit; pick a candidate and "
+                                 "Accept, upload your own, or Reject with a note")
             return self._resume(checked)
+
+    @staticmethod
+    def _require_card(pending: ReviewRequest, proposal_id: str | None) -> None:
+        """Refuse a decision made on a card that is no longer the pending one."""
+        if not proposal_id or proposal_id == pending.get("proposal_id"):
+            return
+        if pending.get("kind") == "input":
+            now = "no proposal (the agent is waiting for a message)"
+        else:
+            now = f"{pending.get('title') or pending.get('kind')} (proposal {pending.get('proposal_id')})"
+        raise InputError(f"that card (proposal {proposal_id}) was already decided; the card now shows "
+                         f"{now}. Nothing was applied: decide on the card shown now")
 
     def _require_waiting(self) -> ReviewRequest:
         snap = self.graph.get_state(self.config)
@@ -128,12 +225,14 @@ class DirectorSession:
             raise InputError("the director agent is not waiting for input; press Retry")
         return snap.interrupts[0].value
 
-    def upload(self, src: Path) -> SessionView:
-        """Use the director's own image (sheet, background, panel) or recording (take) on the card."""
+    def upload(self, src: Path, proposal_id: str | None = None) -> SessionView:
+        """Use the director's own image (sheet, background, panel) or recording (take) on the card
+        (refused, like `decide`, when `proposal_id` names a card that is no longer pending)."""
         from tools.images import import_image
 
         with self._mutex:
             pending = self._require_waiting()
+            self._require_card(pending, proposal_id)
             if pending.get("kind") == "take":
                 import uuid
 
@@ -177,11 +276,17 @@ class DirectorSession:
                 except RecordNotFoundError:
                     panel = None
                 status, reasons = ("draft", []) if panel is None or panel.deleted else image_status(self.canon, panel, getattr(self.context.painter, "name", None))
-                path = None
+                rel = None
                 if panel is not None and not panel.deleted:
-                    path = self.project.root / panel.data["path"]
+                    rel = panel.data.get("path")
                 elif drafting.get("subject") == shot.id and drafting.get("candidates"):
-                    path = self.project.root / drafting["candidates"][0]["path"]
+                    rel = drafting["candidates"][0].get("path")
+                path = None
+                if rel:
+                    try:
+                        path = self.project.resolve(rel)
+                    except PathOutsideProjectError as exc:  # shown, never drawn or served
+                        status, reasons = "stale", [*reasons, str(exc)]
                 shots.append({"shot": shot, "panel": panel, "status": status, "reasons": reasons, "image": path})
             board.append({"scene": scene, "shots": shots})
         return board
@@ -190,6 +295,8 @@ class DirectorSession:
         """The episode's storyboard as a PNG and a PDF in renders/epNN/."""
         from tools.images import contact_sheet
 
+        if not isinstance(episode, int) or isinstance(episode, bool) or episode < 1:
+            raise InputError(f"episode {episode!r} is not an episode number; use 1, 2, 3…")
         items = []
         for entry in self.storyboard():
             if entry["scene"].data.get("episode") != episode:
@@ -200,7 +307,7 @@ class DirectorSession:
                 items.append((sh["image"] if sh["panel"] else None, label, sh["status"]))
         if not items:
             raise InputError(f"episode {episode} has no planned shots yet; accept a shot plan first")
-        out = self.project.renders_dir / f"ep{episode:02d}"
+        out = self.project.resolve(Path("renders", f"ep{episode:02d}"))  # the one resolver, even here
         title = f"{self.project.name} — episode {episode} storyboard"
         png = contact_sheet(items, out / "contact_sheet.png", out / "contact_sheet.pdf", title=title)
         return png, out / "contact_sheet.pdf"
@@ -273,12 +380,23 @@ class DirectorSession:
         return self.project.resolve(rel)
 
     def view(self) -> SessionView:
-        with self._mutex:
-            snap = self.graph.get_state(self.config)
-            pending = snap.interrupts[0].value if snap.interrupts else None
-            return SessionView(messages=list(snap.values.get("messages", [])), pending=pending,
-                               model=self.llm.description, is_demo=bool(getattr(self.llm, "is_demo", False)),
-                               stalled=bool(snap.next) and not snap.interrupts)
+        """The last saved step: chat, card, stalled or not. Never waits for a running generation:
+        the checkpointer serialises its own connection, and a run in flight shows the state saved
+        before it (not 'stalled')."""
+        snap = self.graph.get_state(self.config)
+        pending = snap.interrupts[0].value if snap.interrupts else None
+        return SessionView(messages=list(snap.values.get("messages", [])), pending=pending,
+                           model=self.llm.description, is_demo=bool(getattr(self.llm, "is_demo", False)),
+                           stalled=bool(snap.next) and not snap.interrupts and not self._running,
+                           notices=[self._start_error] if self._start_error else [], router=self.router_name)
+
+    @property
+    def router_name(self) -> str:
+        """Which router turns chat messages into tool calls: the offline router for the embedded demo
+        model (and scripted models), model tool calling for a configured endpoint."""
+        from agent.router import router_name
+
+        return router_name(self.llm)
 
     def records(self, kinds: tuple[str, ...] = BIBLE_KINDS) -> dict[str, list[Record]]:
         return {kind: self.canon.list(kind) for kind in kinds}
@@ -312,17 +430,50 @@ class DirectorSession:
             if target < 0 or target >= current.rev:
                 raise InputError(f"cannot revert {record_id} (rev {current.rev}) to rev {target}; "
                                  f"choose a revision between 0 and {current.rev - 1} (0 deletes it)")
-            if target == 0:
-                rec = self.canon.delete(record_id, actor=self.actor, note="undo: deleted")
-            else:
-                rec = self.canon.revert(record_id, target, actor=self.actor, note=f"undo to rev {target}")
+
+            def write() -> list[Record]:
+                if target == 0:
+                    return [self.canon.delete(record_id, actor=self.actor, note="undo: deleted")]
+                return [self.canon.revert(record_id, target, actor=self.actor, note=f"undo to rev {target}")]
+
+            # Like an accepted proposal: the revision and its commit row in one transaction, the
+            # ledger line derived from it (a crash in between is completed on the next open).
+            import uuid
+
+            op = f"undo-{uuid.uuid4().hex[:12]}"
+            (rec,), _ = self.canon.commit_proposal(
+                op, write, kind=current.kind, actor=self.actor, action="revert",
+                note=f"reverted {record_id} to rev {target}",
+                inputs={"from_rev": current.rev, "to_rev": target})
+            self.ledger.complete(self.canon, op)
             self.bible.index(rec)
-            self.ledger.append(actor=self.actor, action="revert", record_id=record_id, kind=rec.kind,
-                               rev=rec.rev, inputs={"from_rev": current.rev, "to_rev": target},
-                               note=f"reverted {record_id} to rev {target}")
+            self._propose_redraws()
             return rec
 
+    def _propose_redraws(self) -> None:
+        """After a revert, the agent puts the first picture it made stale (or removed) on the card
+        when nothing else is there; the rest follow as the director decides (`plan_next`)."""
+        from agent.review import OPEN_KINDS
+        from agent.storyboard import next_storyboard_task
+
+        snap = self.graph.get_state(self.config)
+        if not snap.interrupts or (snap.interrupts[0].value or {}).get("kind") != "input":
+            return   # a card is pending: redraws come after it
+        task = next_storyboard_task(self.canon, self.context)
+        if task and task.get("kind") in OPEN_KINDS:
+            self._resume({"type": "open", "task": dict(task), "actor": self.actor})
+
+    def _sync_bible(self) -> None:
+        try:
+            self.bible.sync(self.canon, stop=self._stop_sync)
+        except Exception as exc:  # noqa: BLE001 - a background repair; the next open tries again
+            import logging
+
+            logging.getLogger(__name__).warning("bible index sync failed (run `storyreel reindex`): %s", exc)
+
     def close(self) -> None:
+        self._stop_sync.set()
+        self._bible_sync.join(timeout=60)
         with self._mutex:
             try:
                 self._conn.close()
@@ -340,6 +491,44 @@ class DirectorSession:
         self.close()
 
 
+def _warm_router(llm: ChatModel) -> None:
+    from agent.router import offline_router, uses_tool_calls
+
+    if uses_tool_calls(llm):
+        return
+    try:
+        offline_router().warm()
+    except Exception as exc:  # noqa: BLE001 - a cache; the first request loads it again and says why
+        import logging
+
+        logging.getLogger(__name__).warning("the chat router could not load its exemplars: %s", exc)
+
+
+def _open_bible(project: Project) -> Bible:
+    """The bible index; one chroma cannot open is moved aside into state/quarantine/ and started
+    afresh (it is a cache of canon, refilled in the background)."""
+    from memory.errors import BackendError
+
+    try:
+        return Bible(project.chroma_dir)
+    except BackendError:
+        folder = project.chroma_dir
+        if not folder.is_dir() or not any(folder.iterdir()):
+            raise
+        import shutil
+        import time
+
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        aside = project.root / "state" / "quarantine" / stamp / "bible-chroma"
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = aside.parent.with_name(f"{stamp}-{n}") / "bible-chroma"
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(folder), str(aside))
+        return Bible(folder)
+
+
 def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = None,
                  actor: str = "human") -> DirectorSession:
     """A session with the backends the project's settings name ([painter] in project.toml)."""
@@ -351,6 +540,7 @@ def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = 
     from agent.voices import VoiceBackends
 
     voice = dict(project.settings.get("voice", {}))
+    targets = targets or Targets.from_settings(project.settings)   # one set of targets per project
     return DirectorSession(project, llm, targets=targets, actor=actor, painter=painter,
                            candidates=candidates, loras=dict(options.get("loras", {})),
                            voices=VoiceBackends(voice.get("openai")),
