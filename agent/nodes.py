@@ -239,6 +239,14 @@ def _shape_fix(kind: str, data: dict[str, Any], cast: list[str], places: list[st
                     shot["characters"].append({"name": who, "expression": "neutral", "pose": ""})
                     names.add(who)
                     fixed.append(f"shot {i}: speaker {who} put in the shot")
+        # a medium or close shot of no one is an empty landscape: frame the scene's people instead
+        people = [w for w in dict.fromkeys(speakers) if w in cast] or cast[:2]
+        for i, shot in enumerate(data["shots"], 1):
+            if people and not shot["characters"] and shot.get("framing") not in ("establishing", "wide"):
+                n = 1 if "close" in str(shot.get("framing")) else 2
+                chosen = [people[(i - 1 + k) % len(people)] for k in range(min(n, len(people)))]
+                shot["characters"] = [{"name": w, "expression": "neutral", "pose": ""} for w in chosen]
+                fixed.append(f"shot {i}: {shot.get('framing')} of no one framed on {', '.join(chosen)}")
     if kind == "outline":
         for i, ep in enumerate(data["episodes"], 1):
             if ep["number"] != i:

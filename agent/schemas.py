@@ -124,6 +124,14 @@ class DialogueLine(_Proposal):
     line: str = Field(min_length=1, max_length=200)
     emotion: str = Field(default="neutral", max_length=20)
 
+    @field_validator("line")
+    @classmethod
+    def _words(cls, value: str) -> str:
+        """A line is something said: "4" or "..." from a small model is not dialogue."""
+        if not any(ch.isalpha() for ch in value):
+            raise ValueError(f"line {value!r} has no words; write what the character says")
+        return value
+
 
 class SceneProposal(_Proposal):
     episode: int = Field(ge=1, le=100)
