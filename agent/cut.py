@@ -39,12 +39,14 @@ def episode_scenes(canon: Canon, episode: int = 1) -> list[Record]:
 
 
 def next_cut_task(canon: Canon, ctx: DirectorContext) -> Task | None:
-    """A motion proposal for each scene whose panels are all accepted and has none yet."""
+    """A motion proposal for each scene whose panels and takes are all accepted and has none yet
+    (its timing comes from the takes: before they exist the card could only fail)."""
     if ctx.painter is None:
         return None
     for scene in episode_scenes(canon):
         shots = shots_of(canon, scene.id)
-        if shots and all(canon.live(image_record_id("panel", s.id)) for s in shots) \
+        voiced = all(canon.live(take_id(str(ln.get("id")), PRIMARY_LANGUAGE)) for ln in scene.data.get("lines", []))
+        if shots and voiced and all(canon.live(image_record_id("panel", s.id)) for s in shots) \
                 and not canon.live(motion_id(scene.id)):
             return {"kind": "motion", "target_id": None, "scene_id": scene.id}
     return None

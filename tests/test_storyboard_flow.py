@@ -170,22 +170,25 @@ def test_switching_painter_marks_generated_panels_stale(session):
 
 
 def test_after_a_revert_the_agent_proposes_the_redraws(session):
-    """Reverting a look the panels were drawn with makes them stale; the agent puts the first
-    redraw on the card at once and the next one after it is decided."""
+    """A revert makes the pictures drawn from the reverted record stale; the agent puts the first
+    redraw on the card at once and the next ones after each decision, then waits again."""
     for _ in range(4):  # two sheets, background, shot plan
         session.decide({"type": "accept"})
     for _ in range(3):
         view = session.decide({"type": "accept"})
+    assert view.pending["kind"] == "input"
     aiko = session.canon.find_by_name("character", "Aiko")
     session.canon.revise(aiko.id, {**aiko.data, "look_tags": ["green hair", "yellow raincoat"]}, actor="human")
-    view = session.view()
-    while view.awaiting_decision:                 # redraw everything the new look made stale
+    session.undo(aiko.id)                         # back to the look the pictures were drawn with...
+    view = session.view()                         # ...but drawn from an older revision: redraw them
+    assert view.pending["kind"] == "reference" and view.pending["data"]["subject"] == aiko.id
+    redrawn = []
+    for _ in range(6):
+        if not view.awaiting_decision:
+            break
+        assert view.pending["kind"] in ("reference", "panel") and not view.pending.get("failure")
+        redrawn.append(view.pending["data"]["subject"])
         view = session.decide({"type": "accept", "proposal_id": view.pending["proposal_id"]})
+    assert redrawn == [aiko.id, "scene-ep1-1-s2", "scene-ep1-1-s3"]   # shot 1 shows no one
     assert view.pending["kind"] == "input"
     assert {sh["status"] for sh in session.storyboard()[0]["shots"]} == {"accepted"}
-    session.undo(aiko.id)                         # back to the old look: its pictures are stale again
-    view = session.view()
-    assert view.pending["kind"] == "reference" and view.pending["data"]["subject"] == aiko.id
-    session.decide({"type": "accept", "proposal_id": view.pending["proposal_id"]})
-    view = session.view()
-    assert view.pending["kind"] == "panel"        # then the panels showing her
