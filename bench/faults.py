@@ -110,7 +110,8 @@ def idle_cpu(seconds: float) -> tuple[float, float]:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
                 page = browser.new_page()
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
+                page.locator("#card").wait_for(timeout=60_000)
                 time.sleep(5)  # the page's first loads are not idle time
                 c0 = _tree_cpu_seconds(proc.pid)
                 time.sleep(seconds)
