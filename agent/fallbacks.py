@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agent.schemas import PROPOSAL_MODELS
+from agent.schemas import MAX_LINES_PER_SHOT, PROPOSAL_MODELS
 
 #: The named default palette (a dusk sky: navy, vermilion, sand, moss).
 DEFAULT_PALETTE_NAME = "dusk"
@@ -80,7 +80,7 @@ def defaults(kind: str, *, premise: str = "", cast: list[str] | None = None, pla
     if kind == "shots":
         scene = dict(scene or {})
         lines = scene.get("lines", [])
-        want = shots or max(1, min(6, len(lines) or 3))
+        want = max(shots or max(1, min(6, len(lines) or 3)), -(-len(lines) // MAX_LINES_PER_SHOT))
         plan = []
         framings = ["wide", "medium", "close-up", "medium", "close-up", "wide"]
         for i in range(want):

@@ -24,6 +24,7 @@ from agent.fallbacks import salvage
 from agent.llm import generate_structured
 from agent.review import ReviewRequest, ask
 from agent.schemas import (
+    MAX_LINES_PER_SHOT,
     PROPOSAL_MODELS,
     PROPOSAL_TITLES,
     beats_problems,
@@ -231,6 +232,15 @@ def _shape_fix(kind: str, data: dict[str, Any], cast: list[str], places: list[st
             target["lines"] = sorted([*target["lines"], n])
         if missing:
             fixed.append(f"dialogue lines {missing} assigned to shots")
+        split: list[dict[str, Any]] = []   # a shot with more lines than fit takes the next ones in a copy
+        for shot in data["shots"]:
+            lines = sorted(shot["lines"])
+            for k in range(0, max(1, len(lines)), MAX_LINES_PER_SHOT):
+                split.append({**shot, "lines": lines[k:k + MAX_LINES_PER_SHOT],
+                              "characters": [dict(ch) for ch in shot["characters"]]})
+        if len(split) > len(data["shots"]):
+            fixed.append(f"{len(data['shots'])} shots -> {len(split)}: at most {MAX_LINES_PER_SHOT} lines a shot")
+            data["shots"] = split
         for i, shot in enumerate(data["shots"], 1):  # a shot with dialogue shows its speaker
             names = {ch["name"] for ch in shot["characters"]}
             for n in shot["lines"]:

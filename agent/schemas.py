@@ -246,6 +246,9 @@ class ShotCharacter(_Proposal):
     pose: str = Field(default="", max_length=80)
 
 
+MAX_LINES_PER_SHOT = 4   # more would not fit a vertical panel's captions; longer exchanges take more shots
+
+
 class Shot(_Proposal):
     framing: Literal["establishing", "wide", "medium", "close-up", "extreme close-up"] = "medium"
     angle: str = Field(default="eye level", max_length=40)
@@ -254,7 +257,7 @@ class Shot(_Proposal):
     location: str = Field(default="", max_length=60)
     lighting: str = Field(default="", max_length=80)
     mood: str = Field(default="", max_length=80)
-    lines: list[int] = Field(default_factory=list, max_length=4)   # 1-based dialogue line numbers
+    lines: list[int] = Field(default_factory=list, max_length=MAX_LINES_PER_SHOT)   # 1-based line numbers
     duration_s: float = Field(default=3.0, ge=0.5, le=15.0)
     transition: Literal["cut", "crossfade", "dip", "slide", "whip"] = "cut"
     off_screen: bool = False     # the line's speaker is heard, not seen (else the speaker is drawn)

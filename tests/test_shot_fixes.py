@@ -39,3 +39,29 @@ def test_close_and_medium_shots_of_no_one_are_framed_on_the_scenes_people():
     assert len(people[2]) == 1 and people[2][0] in ("Ren", "Aiko")   # a close-up frames one person
     assert len(people[3]) == 2                                    # a medium shot frames two
     assert any("close-up of no one" in f for f in fixed)
+
+
+def test_a_shot_given_more_lines_than_fit_is_split_into_more_shots():
+    """`make --shots 2` on a scene of 9 lines: the plan grows rather than failing validation."""
+    from agent.schemas import MAX_LINES_PER_SHOT, validate_proposal
+
+    speakers = ["Ren", "Aiko"] * 4 + ["Ren"]
+    data = {"scene_id": "scene-ep1-1", "_speakers": speakers, "_n_lines": 9, "_want_shots": 2,
+            "shots": [_shot("wide", [], [1]), _shot("medium", ["Ren"], [2, 3, 4, 5, 6, 7])]}
+    fixed = _shape_fix("shots", data, ["Aiko", "Ren"], ["Shrine"])
+    assert all(len(sh["lines"]) <= MAX_LINES_PER_SHOT for sh in data["shots"])
+    assert sorted(n for sh in data["shots"] for n in sh["lines"]) == list(range(1, 10))   # every line once
+    assert len(data["shots"]) == 3 and any("at most 4 lines a shot" in f for f in fixed)
+    validate_proposal("shots", data)
+
+
+def test_the_fallback_shot_plan_fits_every_line():
+    from agent.fallbacks import defaults
+    from agent.schemas import validate_proposal
+
+    scene = {"location": "Shrine", "characters": ["Ren"],
+             "lines": [{"speaker": "Ren", "line": f"Line {i}."} for i in range(1, 10)]}
+    plan = defaults("shots", task={"scene_id": "scene-ep1-1"}, cast=["Ren"], places=["Shrine"], scene=scene,
+                    shots=2)
+    validate_proposal("shots", plan)
+    assert sorted(n for sh in plan["shots"] for n in sh["lines"]) == list(range(1, 10))
