@@ -127,8 +127,9 @@ class DialogueLine(_Proposal):
     @field_validator("line")
     @classmethod
     def _words(cls, value: str) -> str:
-        """A line is something said: "4" or "..." from a small model is not dialogue."""
-        if not any(ch.isalpha() for ch in value):
+        """A line is something said: "4", "..." or a colour code like "3a84d0" from a small model is
+        not dialogue. A word is two letters in a row, or one CJK character."""
+        if not re.search(r"[^\W\d_]{2,}|[\u2e80-\u9fff\uac00-\ud7af]", value):
             raise ValueError(f"line {value!r} has no words; write what the character says")
         return value
 

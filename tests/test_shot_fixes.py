@@ -10,8 +10,8 @@ from agent.schemas import DialogueLine
 
 
 @pytest.mark.parametrize("text, ok", [
-    ("4", False), ("...", False), ("!?", False), ("  12 ", False),
-    ("Hi!", True), ("No.", True), ("はい", True), ("4 more days", True),
+    ("4", False), ("...", False), ("!?", False), ("  12 ", False), ("3a84d0", False), ("1b2a4a", False),
+    ("Hi!", True), ("No.", True), ("はい", True), ("嘘", True), ("4 more days", True), ("Ok", True),
 ])
 def test_a_line_must_have_words(text, ok):
     if ok:
