@@ -219,6 +219,10 @@ def _shape_fix(kind: str, data: dict[str, Any], cast: list[str], places: list[st
                     new = difflib.get_close_matches(ch["name"], cast, n=1, cutoff=0.0)[0]
                     fixed.append(f"character {ch['name']!r} -> {new!r}")
                     ch["name"] = new
+            unique = list({ch["name"]: ch for ch in reversed(shot["characters"])}.values())[::-1]
+            if len(unique) < len(shot["characters"]):   # two spellings that name the same person
+                fixed.append("character listed twice in a shot -> once")
+                shot["characters"] = unique
             if places and shot.get("location") and shot["location"] not in places:
                 new = difflib.get_close_matches(shot["location"], places, n=1, cutoff=0.0)[0]
                 fixed.append(f"location {shot['location']!r} -> {new!r}")

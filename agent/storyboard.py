@@ -225,7 +225,7 @@ def panel_request(ctx: DirectorContext, kind: str, subject: str, *, notes: list[
     chars = []
     for ch in data.get("characters", []):
         rec = _by_name(canon, "character", ch.get("name", ""))
-        if rec is not None:
+        if rec is not None and all(c.id != rec.id for c in chars):   # two spellings of one person: once
             chars.append(_character(ctx, rec, expression=ch.get("expression", "neutral"),
                                     pose=ch.get("pose", ""), speaking=rec.data.get("name") == speaker))
     if who is not None and all(c.id != who.id for c in chars):

@@ -65,3 +65,11 @@ def test_the_fallback_shot_plan_fits_every_line():
                     shots=2)
     validate_proposal("shots", plan)
     assert sorted(n for sh in plan["shots"] for n in sh["lines"]) == list(range(1, 10))
+
+
+def test_two_spellings_of_one_character_in_a_shot_become_one():
+    data = {"scene_id": "scene-ep1-1", "_speakers": ["Ren"], "_n_lines": 1, "_want_shots": 0,
+            "shots": [_shot("medium", ["Ren", "Ren-san", "Aiko"], [1])]}
+    fixed = _shape_fix("shots", data, ["Aiko", "Ren"], ["Shrine"])
+    assert [c["name"] for c in data["shots"][0]["characters"]] == ["Ren", "Aiko"]
+    assert any("listed twice" in f for f in fixed)
