@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from proc_tree import tree_cpu_seconds  # noqa: E402  (bench/ is the script's folder)
 
 
 def _log(text: str) -> None:
@@ -67,29 +68,6 @@ def bad_inputs() -> tuple[int, int]:
     return len(BAD_INPUTS), ok
 
 
-def _tree_cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of `pid` and every live descendant (from /proc)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    children: dict[int, list[int]] = {}
-    stats: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(")") + 2:].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        stats[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
-    total, todo = 0.0, [pid]
-    while todo:
-        p = todo.pop()
-        total += stats.get(p, 0.0)
-        todo.extend(children.get(p, []))
-    return total
-
-
 def idle_cpu(seconds: float) -> tuple[float, float]:
     """(% of one core with a page open, % with no page) for the studio doing nothing."""
     from tests.fake_openai import FakeOpenAIServer
@@ -102,9 +80,9 @@ def idle_cpu(seconds: float) -> tuple[float, float]:
         proc = start_studio(projects, port, llm.url, "fox-rain")
         try:
             time.sleep(3)
-            c0 = _tree_cpu_seconds(proc.pid)
+            c0 = tree_cpu_seconds(proc.pid)
             time.sleep(seconds)
-            no_page = 100.0 * (_tree_cpu_seconds(proc.pid) - c0) / seconds
+            no_page = 100.0 * (tree_cpu_seconds(proc.pid) - c0) / seconds
             from playwright.sync_api import sync_playwright
 
             with sync_playwright() as p:
@@ -113,9 +91,9 @@ def idle_cpu(seconds: float) -> tuple[float, float]:
                 page.goto(f"http://127.0.0.1:{port}/", wait_until="load")
                 page.locator("#card").wait_for(timeout=60_000)
                 time.sleep(5)  # the page's first loads are not idle time
-                c0 = _tree_cpu_seconds(proc.pid)
+                c0 = tree_cpu_seconds(proc.pid)
                 time.sleep(seconds)
-                with_page = 100.0 * (_tree_cpu_seconds(proc.pid) - c0) / seconds
+                with_page = 100.0 * (tree_cpu_seconds(proc.pid) - c0) / seconds
                 browser.close()
         finally:
             proc.terminate()

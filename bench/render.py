@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from proc_tree import tree_rss_mb  # noqa: E402  (bench/ is the script's folder)
+
 FPS, W, H = 24, 1080, 1920
 XFADE = 0.5
 
@@ -136,7 +138,7 @@ def run_child(args: list[str]) -> tuple[dict, float, float]:
 
     def poll() -> None:
         while proc.poll() is None:
-            peak[0] = max(peak[0], _tree_rss_mb(proc.pid))
+            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
             time.sleep(0.2)
 
     th = threading.Thread(target=poll, daemon=True)
@@ -147,28 +149,6 @@ def run_child(args: list[str]) -> tuple[dict, float, float]:
     if proc.returncode != 0:
         raise SystemExit(f"child {args} failed with exit {proc.returncode}")
     return json.loads(stdout.strip().splitlines()[-1]), wall, peak[0]
-
-
-def _tree_rss_mb(pid: int) -> float:
-    """Sum of RSS over a process and its descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                parts = fh.read().rsplit(")", 1)[1].split()
-            children.setdefault(int(parts[1]), []).append(int(entry))
-            rss[int(entry)] = int(parts[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-        except (OSError, IndexError, ValueError):
-            continue
-    total, stack = 0.0, [pid]
-    while stack:
-        p = stack.pop()
-        total += rss.get(p, 0.0)
-        stack.extend(children.get(p, []))
-    return total
 
 
 # --------------------------------------------------------------------------- the encode floor
