@@ -84,6 +84,16 @@ def record_text(record: Record) -> str:
     return f"{head} — " + "; ".join(fields) if fields else head
 
 
+def record_metadata(record: Record) -> dict[str, Any]:
+    """Chroma metadata of a record: kind, name, rev, and the episode it belongs to when it has one
+    (scenes, beats, continuity facts, summaries), so a search can keep to what came before."""
+    metadata: dict[str, Any] = {"kind": record.kind, "name": record.name, "rev": record.rev}
+    episode = record.data.get("episode")
+    if isinstance(episode, int) and not isinstance(episode, bool):
+        metadata["episode"] = episode
+    return metadata
+
+
 # --- the offline embedding model ------------------------------------------------------------
 
 
@@ -336,7 +346,7 @@ class Bible:
         if record.deleted or record.kind in NOT_INDEXED:
             self.remove(record.id)
             return
-        metadata = {"kind": record.kind, "name": record.name, "rev": record.rev}
+        metadata = record_metadata(record)
         with self._lock:
             self._collection.upsert(ids=[record.id], documents=[record_text(record)], metadatas=[metadata])
 
@@ -345,8 +355,11 @@ class Bible:
         with self._lock:
             self._collection.delete(ids=[record_id])
 
-    def search(self, query: str, *, kinds: Sequence[str] | None = None, k: int = 5) -> list[BibleHit]:
-        """The `k` records closest in meaning to `query`, optionally only of `kinds`."""
+    def search(self, query: str, *, kinds: Sequence[str] | None = None, k: int = 5,
+               before_episode: int | None = None) -> list[BibleHit]:
+        """The `k` records closest in meaning to `query`, optionally only of `kinds`, and with
+        `before_episode` only records of an earlier episode (continuity facts and summaries for the
+        episode being written; records without an episode are left out then)."""
         if not isinstance(query, str):
             raise InputError(f"bible search query must be text, got {type(query).__name__}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -361,6 +374,11 @@ class Bible:
             if not kinds:
                 return []
             where = {"kind": kinds[0]} if len(kinds) == 1 else {"kind": {"$in": list(kinds)}}
+        if before_episode is not None:
+            if isinstance(before_episode, bool) or not isinstance(before_episode, int):
+                raise InputError(f"before_episode={before_episode!r} must be an episode number")
+            earlier = {"episode": {"$lt": before_episode}}
+            where = earlier if where is None else {"$and": [where, earlier]}
         if not query.strip():
             return []
         with self._lock:
@@ -400,7 +418,7 @@ class Bible:
                 self._collection.add(
                     ids=[r.id for r in batch],
                     documents=[record_text(r) for r in batch],
-                    metadatas=[{"kind": r.kind, "name": r.name, "rev": r.rev} for r in batch],
+                    metadatas=[record_metadata(r) for r in batch],
                 )
             return self._collection.count()
 
@@ -433,7 +451,7 @@ class Bible:
                 self._collection.upsert(
                     ids=[r.id for r in batch],
                     documents=[record_text(r) for r in batch],
-                    metadatas=[{"kind": r.kind, "name": r.name, "rev": r.rev} for r in batch],
+                    metadatas=[record_metadata(r) for r in batch],
                 )
             done += len(batch)
         return done

@@ -30,7 +30,7 @@ from memory.errors import InputError, ProjectError, RecordNotFoundError
 
 KINDS = (
     "series", "style", "character", "location", "prop", "outline", "episode", "beats", "scene",
-    "shot", "line", "glossary", "panel", "take", "voice", "motion",
+    "shot", "line", "glossary", "panel", "take", "voice", "motion", "fact", "summary",
 )
 CANON_SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 200
@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS revisions (
     PRIMARY KEY (record_id, rev)
 );
 CREATE INDEX IF NOT EXISTS records_kind ON records(kind, seq);
+-- Children by parent without scanning the kind (see `Canon.children`): a scene's shots, an
+-- episode's scenes and facts. Expression indexes, so older canon files gain them on open.
+CREATE INDEX IF NOT EXISTS revisions_scene ON revisions(kind, json_extract(data, '$.scene_id'));
+CREATE INDEX IF NOT EXISTS revisions_episode ON revisions(kind, json_extract(data, '$.episode'));
 CREATE TRIGGER IF NOT EXISTS revisions_append_only_update BEFORE UPDATE ON revisions
 BEGIN SELECT RAISE(ABORT, 'canon revisions are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS revisions_append_only_delete BEFORE DELETE ON revisions
@@ -385,6 +389,27 @@ class Canon:
         sql += " ORDER BY r.seq"
         with self._lock:
             rows = self._conn.execute(sql, args).fetchall()
+        return [self._row_to_record(row) for row in rows]
+
+    #: data keys `children` can look records up by, each backed by an index (see _SCHEMA).
+    CHILD_KEYS = ("scene_id", "episode")
+
+    def children(self, kind: str, key: str, value: str | int) -> list[Record]:
+        """Live records of `kind` whose data[key] == value (a scene's shots: ("shot", "scene_id",
+        scene id); an episode's scenes or facts: (kind, "episode", n)), in creation order.
+
+        An index lookup: the cost follows the number of matches, not the size of the series.
+        """
+        if kind not in KINDS:
+            raise InputError(f"unknown record kind {kind!r}; use one of {', '.join(KINDS)}")
+        if key not in self.CHILD_KEYS:
+            raise InputError(f"cannot look records up by {key!r}; use one of {', '.join(self.CHILD_KEYS)}")
+        sql = (
+            "SELECT v.* FROM revisions v JOIN records r ON r.id = v.record_id AND r.current_rev = v.rev"
+            f" WHERE v.kind = ? AND json_extract(v.data, '$.{key}') = ? AND v.deleted = 0 ORDER BY r.seq"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, (kind, value)).fetchall()
         return [self._row_to_record(row) for row in rows]
 
     def history(self, record_id: str) -> list[Record]:

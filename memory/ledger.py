@@ -12,6 +12,8 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -112,7 +114,15 @@ class Ledger:
             pending = canon.commits(unledgered_only=True)
         if not pending:
             return 0
-        present = {(e.get("record_id"), e.get("rev")) for e in self.entries()
+        if proposal_id is not None:
+            # The hot path (every commit): this commit's lines can only have been written after its
+            # canon row, so only the ledger's tail since then is read, not the whole file (from a few
+            # seconds earlier: lines of concurrent writers may land slightly out of time order).
+            since = _earlier(pending[0].created_at)
+            recent = self.iter_reversed(stop=lambda e: str(e.get("time", "")) < since)
+        else:
+            recent = iter(self.entries())
+        present = {(e.get("record_id"), e.get("rev")) for e in recent
                    if e.get("action") in CANON_ACTIONS}
         appended = 0
         for commit in pending:
@@ -145,6 +155,89 @@ class Ledger:
             if record_id is None or entry.get("record_id") == record_id:
                 found.append(entry)
         return found
+
+    def iter_reversed(self, *, stop: Callable[[dict], bool] | None = None,
+                      chunk: int = 65536) -> Iterator[dict]:
+        """Decisions newest first, read backwards from the end of the file a chunk at a time, so
+        the cost follows how many are read, not the size of the ledger. Ends before the first
+        entry for which `stop(entry)` is true. Torn lines are skipped, as in `entries`."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            end = os.fstat(fd).st_size
+            rest = b""
+            while end > 0:
+                start = max(0, end - chunk)
+                block = os.pread(fd, end - start, start) + rest
+                end = start
+                lines = block.split(b"\n")
+                rest = lines.pop(0) if end > 0 else b""   # may continue in the chunk before
+                for line in reversed(lines):
+                    entry = _parse_line(line)
+                    if entry is None:
+                        continue
+                    if stop is not None and stop(entry):
+                        return
+                    yield entry
+            entry = _parse_line(rest)
+            if entry is not None and not (stop is not None and stop(entry)):
+                yield entry
+        finally:
+            os.close(fd)
+
+    def tail(self, n: int, *, where: Callable[[dict], bool] | None = None) -> list[dict]:
+        """The last `n` decisions (those for which `where(entry)` holds), oldest first: what the
+        studio's Decisions table shows, without reading the whole ledger."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InputError(f"ledger tail size {n!r} must be a whole number, 0 or more")
+        found: list[dict] = []
+        if n:
+            for entry in self.iter_reversed():
+                if where is None or where(entry):
+                    found.append(entry)
+                    if len(found) == n:
+                        break
+        return found[::-1]
+
+    def last(self, where: Callable[[dict], bool]) -> dict | None:
+        """The newest decision for which `where(entry)` holds (e.g. the last accepted change, for
+        undo), or None; reads backwards only as far as that entry."""
+        return next((e for e in self.iter_reversed() if where(e)), None)
+
+    def last_decided(self) -> dict | None:
+        """The newest accepted, edited or reverted record (by the director or `auto`): what a bare
+        undo reverts."""
+        return self.last(lambda e: e.get("actor") in ("human", "auto") and bool(e.get("record_id"))
+                         and e.get("action") in ("accept", "edit", "revert"))
+
+    def last_for(self, record_id: str) -> dict | None:
+        """The newest decision about `record_id`, or None."""
+        return self.last(lambda e: e.get("record_id") == record_id)
+
+
+#: How much earlier than its commit row a commit's ledger line may be dated (writers that took their
+#: timestamp before waiting for the ledger's lock).
+CLOCK_SLACK = timedelta(seconds=5)
+
+
+def _earlier(iso: str) -> str:
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return ""   # unreadable: read the whole ledger rather than miss a line
+    return (when - CLOCK_SLACK).isoformat(timespec="milliseconds")
+
+
+def _parse_line(line: bytes) -> dict | None:
+    if not line.strip():
+        return None
+    try:
+        entry = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return entry if isinstance(entry, dict) else None
 
 
 def commit_lines(canon: Canon, commit: Commit) -> list[dict]:
