@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
                              "($STORYREEL_STUDIO_TOKEN to choose it)")
     studio.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     _llm_args(studio)
+    _take_check_arg(studio)
 
     chat = sub.add_parser("chat", help="the same conversation in the terminal (reads stdin; scriptable)")
     chat.add_argument("project", help="project name or folder")
@@ -39,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="scriptable: read a plain line or a JSON object per line, write one JSON event per "
                            "line (message, proposal, decision, error, waiting; see README)")
     _llm_args(chat)
+    _take_check_arg(chat)
 
     make = sub.add_parser("make", help="headless: premise to finished episode, accepting every proposal",
                           description="Runs the whole pipeline (bible, beats, one episode, panels, takes, "
@@ -55,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     make.add_argument("--language", default="en", help="caption/voice language of the cut (default en)")
     make.add_argument("--music", type=Path, default=None, help="a music bed (any audio file); default none")
     _llm_args(make)
+    _take_check_arg(make)
 
     reindex = sub.add_parser("reindex", help="rebuild the story bible index (chroma) from canon")
     reindex.add_argument("project", help="project name or folder")
@@ -68,7 +71,27 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--repair", action="store_true",
                         help="fix what can be fixed (derived ledger lines, bible index, duplicates, "
                              "moving bad checkpoints and orphaned temporaries aside)")
+
+    report = sub.add_parser(
+        "report", help="the authorship report: who wrote, edited, accepted or uploaded what (HTML, PDF, JSON)",
+        description="Per record, dialogue line, shot, panel and take: written by the director, proposed and "
+                    "accepted as is, proposed and edited (fields and edit ratio), accepted automatically "
+                    "('auto') or uploaded; the share of each per area (story, dialogue, visuals, voices, edit), "
+                    "the rejections and their notes, and the models used. Computed from the ledger and canon "
+                    "revisions. Written as authorship-epNN (or authorship-series) .html, .pdf and .json.")
+    report.add_argument("project", help="project name or folder")
+    report.add_argument("--episode", type=int, default=None,
+                        help="one episode (its own records plus the bible it uses); default: the whole series")
+    report.add_argument("--out", type=Path, default=None, help="folder for the files (default PROJECT/reports/)")
+    report.add_argument("--format", action="append", choices=("html", "pdf", "json"), default=None,
+                        help="only this format (repeat for several; default all three)")
     return p
+
+
+def _take_check_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-take-check", action="store_true",
+                   help="do not check takes by ear (Whisper transcribes each take in the background when "
+                        "faster-whisper is installed; project.toml [voice] take_check = false does the same)")
 
 
 def _llm_args(p: argparse.ArgumentParser) -> None:
@@ -87,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_make(settings, args)
         if args.command == "doctor":
             return cmd_doctor(settings, args)
+        if args.command == "report":
+            return cmd_report(settings, args)
         if args.command == "chat":
             return cmd_chat(settings, jsonl=bool(getattr(args, "jsonl", False)))
         return {"new": cmd_new, "studio": cmd_studio,
@@ -160,6 +185,30 @@ def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
     from memory.doctor import run_doctor
 
     return run_doctor(settings.open_project(), repair=args.repair, out=sys.stdout)
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from memory.authorship import CATEGORIES, CATEGORY_LABELS, authorship_report
+    from memory.canon import Canon
+    from memory.errors import InputError
+    from memory.ledger import Ledger
+    from ui.report import FORMATS, write_report
+
+    project = settings.open_project()
+    if not project.canon_path.is_file():
+        raise InputError(f"{project.root} has no canon yet (nothing was accepted); there is no authorship "
+                         "to report")
+    with Canon(project.canon_path) as canon:
+        report = authorship_report(canon, Ledger(project.ledger_path), episode=args.episode)
+    written = write_report(report, project, args.out, tuple(args.format or FORMATS))
+    total = report.overall
+    print(f"Authorship of {report.title or project.name!r}"
+          f"{f' episode {report.episode}' if report.episode else ''}: {total.total} items, "
+          + ", ".join(f"{total.counts[c]} {CATEGORY_LABELS[c]}" for c in CATEGORIES)
+          + f"; {total.rejections} rejections")
+    for path in written.values():
+        print(f"  {path}")
+    return 0
 
 
 def cmd_studio(settings: Settings) -> int:
