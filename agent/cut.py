@@ -35,7 +35,7 @@ def motion_id(scene_id: str) -> str:
 
 
 def episode_scenes(canon: Canon, episode: int = 1) -> list[Record]:
-    return [s for s in ordered_scenes(canon) if s.data.get("episode") == episode]
+    return sorted(canon.children("scene", "episode", episode), key=lambda r: r.data.get("number", 0))
 
 
 def next_cut_task(canon: Canon, ctx: DirectorContext) -> Task | None:
@@ -306,6 +306,14 @@ def render_warnings(canon: Canon, project_root: Project | Path, *, episode: int 
     return [text for _, text in _cut_problems(canon, as_project(project_root), episode, language, painter)]
 
 
+def cut_missing(canon: Canon, project_root: Project | Path, *, episode: int = 1, language: str = PRIMARY_LANGUAGE,
+                painter: str | None = None, motion: bool = True) -> list[str]:
+    """What stops the cut of ``episode`` (one sentence each naming the scene, shot or line): missing
+    panels, takes, files, and (with ``motion``; a preview does without) motion. Empty: it can render."""
+    return [text for kind, text in _cut_problems(canon, as_project(project_root), episode, language, painter)
+            if kind == "missing" and (motion or "no accepted motion" not in text)]
+
+
 def _cut_problems(canon: Canon, project: Project, episode: int, language: str,
                   painter: str | None) -> list[tuple[str, str]]:
     """("missing" | "stale", sentence) for everything ``render_warnings`` reports."""
@@ -388,4 +396,23 @@ def render_cut(canon: Canon, project_root: Project | Path, *, episode: int = 1, 
             progress(0.0, f"warning: {warning}")
     result = render_episode(spec, render_dir(project, episode, language),
                             project.resolve(Path("state", "render-cache")), progress=progress)
+    write_authorship(canon, project, episode, Path(result.otio))
     return replace(result, warnings=tuple(warnings))
+
+
+def write_authorship(canon: Canon, project: Project, episode: int, otio_path: Path) -> dict[str, Path]:
+    """The episode's authorship report (HTML, PDF, JSON) next to a finished cut, and each shot's
+    authorship in the timeline's clip metadata. A report that fails is logged and left out: it
+    never fails the render. Returns format -> path of what was written."""
+    import logging
+
+    try:
+        from memory.ledger import Ledger
+        from ui.report import write_render_report
+
+        return write_render_report(canon, Ledger(project.ledger_path), project, episode, otio_path.parent,
+                                   otio_path)
+    except Exception as exc:  # the cut is done; the report is an extra, whatever failed in it
+        logging.getLogger(__name__).warning("the authorship report of episode %s was not written: %s",
+                                            episode, exc, exc_info=True)
+        return {}

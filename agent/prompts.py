@@ -69,14 +69,16 @@ def _bible_block(entries: list[str]) -> str:
 
 def proposal_messages(*, kind: str, premise: str, bible: list[str], task: dict[str, Any],
                       notes: list[str], rejected: list[str], current: dict[str, Any] | None,
-                      existing_names: list[str], episodes: int) -> list[dict[str, str]]:
-    """Messages asking for one proposal of `kind`."""
+                      existing_names: list[str], episodes: int, instruction: str = "") -> list[dict[str, str]]:
+    """Messages asking for one proposal of `kind`; `instruction` is the kind's task text (its
+    registry entry names it; `TASKS` by default)."""
     if current is not None:
         instruction = REVISE.format(kind=kind, request=task.get("request", ""),
                                     current=json.dumps(current, ensure_ascii=False))
     else:
-        instruction = TASKS[kind].format(episodes=episodes, episode=task.get("episode", 1),
-                                         number=task.get("number", 1), scene_id=task.get("scene_id", ""))
+        instruction = (instruction or TASKS[kind]).format(
+            episodes=episodes, episode=task.get("episode", 1), number=task.get("number", 1),
+            scene_id=task.get("scene_id", ""))
         if task.get("request"):
             instruction += f"\nDirector's request: {task['request']}"
     parts = [f"Premise: {premise}", _bible_block(bible), instruction]
@@ -97,17 +99,12 @@ def answer_messages(question: str, bible: list[str]) -> list[dict[str, str]]:
 
 
 def summarise(kind: str, data: dict[str, Any] | None) -> str:
-    """One line about a proposal, for chat messages and rejected-draft memory."""
+    """One line about a proposal, for chat messages and rejected-draft memory (the kind's own
+    `summarise` hook in the registry, agent.kinds)."""
     if not data:
         return kind
-    for key in ("name", "title"):
-        if data.get(key):
-            return f"{kind} {data[key]!s}"[:120]
-    if kind == "outline":
-        return f"outline of {len(data.get('episodes', []))} episodes"
-    if kind == "shots":
-        return f"{len(data.get('shots', []))} shots for {data.get('scene_id')}"
-    if kind == "beats":
-        return f"beats of episode {data.get('episode')}: " + "; ".join(
-            b.get("summary", "")[:40] for b in data.get("beats", []))[:160]
-    return kind
+    from agent.kinds import KINDS
+    from agent.kinds.base import summarise_fields
+
+    known = KINDS.get(kind)
+    return known.summarise(data) if known is not None else summarise_fields(kind, data)

@@ -1,8 +1,8 @@
 """Revisions the director can trust: a change request changes what was asked and shows it, the app's
 own fields are the app's, and an interrupted proposal comes back as it was.
 
-- `known_fields` / `canonical_names`: what the app knows (a scene's episode and number, a plan's
-  scene id, the cast's spelling) is filled in before the model's reply is validated.
+- `canonical`: a name as canon spells it ('aiko', 'Aiko-san' -> 'Aiko'); the kinds' `known` and
+  `prepare` hooks (agent.kinds) fill what the app knows before the model's reply is validated.
 - `merge_revision`: canon plus the fields the request is about, taken from the model's draft;
   `field_diff` is what the card shows (old -> new per field).
 - `shot_edit_plan`: a panel note that asks for content the painter cannot draw (a character who is
@@ -12,7 +12,6 @@ own fields are the app's, and an interrupted proposal comes back as it was.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from agent import notes as note_parser
@@ -21,18 +20,6 @@ from agent.state import DirectorState, Task
 from memory.canon import Canon
 
 _HONORIFIC = re.compile(r"[-\s](san|kun|chan|sama|sensei|senpai|dono)$", re.IGNORECASE)
-
-
-def known_fields(kind: str, task: Task) -> dict[str, Any]:
-    """Fields the app sets itself: left out of the schema the model must produce, filled before
-    validation (a reply with `"number": 297` cannot fail on a number it was never asked for)."""
-    if kind == "beats":
-        return {"episode": int(task.get("episode", 1))}
-    if kind == "scene":
-        return {"episode": int(task.get("episode", 1)), "number": int(task.get("number", 1))}
-    if kind == "shots":
-        return {"scene_id": task["scene_id"]}
-    return {}
 
 
 def canonical(name: Any, options: list[str]) -> Any:
@@ -44,39 +31,6 @@ def canonical(name: Any, options: list[str]) -> Any:
         if option.casefold() == bare:
             return option
     return name
-
-
-def canonical_names(kind: str, cast: list[str], places: list[str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A `prepare` hook for `generate_structured`: canon's spelling of speakers, characters and
-    places, and an outline's episodes numbered 1..n, before validation."""
-    speakers = [*cast, "Narrator"]
-
-    def prepare(obj: dict[str, Any]) -> dict[str, Any]:
-        if kind == "scene":
-            if "location" in obj:
-                obj["location"] = canonical(obj["location"], places)
-            if isinstance(obj.get("characters"), list):
-                obj["characters"] = [canonical(c, cast) for c in obj["characters"]]
-            for line in obj.get("lines") or []:
-                if isinstance(line, dict) and "speaker" in line:
-                    line["speaker"] = canonical(line["speaker"], speakers)
-        elif kind == "shots":
-            for shot in obj.get("shots") or []:
-                if not isinstance(shot, dict):
-                    continue
-                if "location" in shot:
-                    shot["location"] = canonical(shot["location"], places)
-                for ch in shot.get("characters") or []:
-                    if isinstance(ch, dict) and "name" in ch:
-                        ch["name"] = canonical(ch["name"], cast)
-        elif kind == "outline":
-            for i, ep in enumerate(obj.get("episodes") or [], 1):
-                if isinstance(ep, dict):
-                    ep["number"] = i
-        elif kind == "prop" and obj.get("owner"):
-            obj["owner"] = canonical(obj["owner"], cast)
-        return obj
-    return prepare
 
 
 # ----------------------------------------------------------------------------- revisions
@@ -101,15 +55,15 @@ def field_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]
     return diff
 
 
-def merge_revision(kind: str, current: dict[str, Any], draft: dict[str, Any], request: str
-                   ) -> tuple[dict[str, Any], list[str]]:
+def merge_revision(kind: str, current: dict[str, Any], draft: dict[str, Any], request: str,
+                   *, schema: Any = None) -> tuple[dict[str, Any], list[str]]:
     """Canon with only the fields `request` is about taken from the model's `draft`.
 
     A request that names no field takes the draft's changes except the record's name or title
     (the demo model renames things it was only asked to age). An asked field the model emptied
     keeps canon's value; "older"/"younger" on an age the model left alone is done here.
     """
-    fields = [f for f in PROPOSAL_MODELS[kind].model_fields if f in draft]
+    fields = [f for f in (schema or PROPOSAL_MODELS[kind]).model_fields if f in draft]
     asked = note_parser.request_fields(request, fields)
     merged = {f: current.get(f, draft[f]) for f in fields}
     warnings: list[str] = []

@@ -274,9 +274,19 @@ class OfflineRouter:
         if tool == "reorder":
             what = "scenes" if re.search(r"\bscenes?\b", lowered) and not re.search(r"\bshots?\b", lowered) \
                 else "shots"
-            if what == "scenes":   # not possible yet; the tool says so (the order is kept for the message)
-                numbers = [n for n in (R.number(x) for x in re.findall(rf"\b{R._NUM}\b", lowered)) if n]
-                return {"what": "scenes", "new_order": (numbers + [1, 2])[:max(2, len(numbers))]}
+            if what == "scenes" or (not re.search(r"\bshots?\b", lowered)
+                                    and any(m.record.kind == "scene" for m in mentions)):
+                from agent.tools.revise import scene_order
+
+                ep = next((int(m.record.data.get("number", 1)) for m in mentions if m.record.kind == "episode"), 1)
+                eps = [s for s in cat.scenes if int(s.data.get("episode", 1)) == ep]
+                named = list({m.record.id: m.record for m in mentions if m.record.kind == "scene"}.values())
+                bare = re.sub(rf"\b(?:episode|ep)\s*{R._NUM}\b", " ", lowered)
+                numbers = [n for n in (R.number(x) for x in re.findall(rf"\b{R._NUM}\b", bare)) if n]
+                order = scene_order(clause, named, numbers, len(eps))
+                if order is None:
+                    raise _Ask("In which order? For example: “swap scenes 2 and 3” or “move scene 3 before scene 1”.")
+                return {"what": "scenes", "new_order": order, "episode": ep}
             scene_ids = [m.record.id for m in mentions if m.record.kind == "scene"]
             shot_scene = [str(m.record.data.get("scene_id")) for m in mentions if m.record.kind == "shot"]
             focus_scene = cat.scene_of(focus)
@@ -300,7 +310,14 @@ class OfflineRouter:
                 raise _Ask(f"In which order? For example: “swap shots 1 and 2” or “shots 2, 1, 3 in {scene}”.")
             return {"what": "shots", "new_order": numbers[:12], "scene": scene}
         if tool == "merge_scenes":
-            scenes = [m.record for m in mentions if m.record.kind == "scene"]
+            scenes = list({m.record.id: m.record for m in mentions if m.record.kind == "scene"}.values())
+            near = re.search(r"\b(previous|prior|before it|next|following|after it)\b", lowered)
+            if len(scenes) == 1 and near and near.group(1) in ("next", "following", "after it"):
+                return {"first": scenes[0].id}   # the tool takes the scene after it
+            if len(scenes) == 1 and near:
+                n = int(scenes[0].data.get("number", 0))
+                scenes = [s for s in cat.scenes if s.data.get("episode") == scenes[0].data.get("episode")
+                          and int(s.data.get("number", 0)) == n - 1] + scenes
             if len(scenes) < 2:
                 numbers = [n for n in (R.number(x) for x in re.findall(rf"\b({R._NUM[1:-1]}|{R._ORD[1:-1]})\b",
                                                                           lowered)) if n]

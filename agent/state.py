@@ -1,13 +1,15 @@
 """Graph state: small, JSON-like, checkpointed. References and text, never images or clients."""
 from __future__ import annotations
 
-import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
+
+from memory.transcript import bounded_messages
 
 
 class ChatMessage(TypedDict):
     role: str          # "user" | "assistant" | "system"
     content: str
+    id: NotRequired[str]   # given by `bounded_messages`; the transcript stores each message once by it
 
 
 class Task(TypedDict, total=False):
@@ -45,11 +47,12 @@ class Pending(TypedDict, total=False):
     diff: dict[str, list[Any]]       # a revision: field -> [canon value, proposed value]
     draft: dict[str, Any] | None     # a failed proposal: a valid starting draft (model fields + defaults)
     fallbacks: list[str]             # which fields of `draft` are defaults, and why
+    proposed: dict[str, Any] | None  # an edit: the proposal as it was on the card (None: written from scratch)
 
 
 class DirectorState(TypedDict, total=False):
     premise: str
-    messages: Annotated[list[ChatMessage], operator.add]
+    messages: Annotated[list[ChatMessage], bounded_messages]   # a bounded tail; all of it: memory.transcript
     task: Task | None
     pending: Pending | None
     stash: list[Task]                # tasks interrupted by a change request, resumed afterwards

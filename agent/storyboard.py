@@ -19,7 +19,6 @@ from memory.canon import Canon, Record
 from memory.errors import InputError, RecordNotFoundError
 from tools.backends.protocols import CharacterInShot, PanelRequest
 
-VISUAL_KINDS = ("reference", "background", "panel")
 PAINT_KIND = {"reference": "character_sheet", "background": "background", "panel": "panel"}
 ID_PREFIX = {"reference": "ref", "background": "bg", "panel": "panel"}
 
@@ -30,8 +29,7 @@ def image_record_id(kind: str, subject: str) -> str:
 
 
 def shots_of(canon: Canon, scene_id: str) -> list[Record]:
-    return sorted((r for r in canon.list("shot") if r.data.get("scene_id") == scene_id),
-                  key=lambda r: r.data.get("index", 0))
+    return sorted(canon.children("shot", "scene_id", scene_id), key=lambda r: r.data.get("index", 0))
 
 
 def ordered_scenes(canon: Canon) -> list[Record]:

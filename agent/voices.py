@@ -22,7 +22,6 @@ from memory.errors import InputError, RecordNotFoundError
 from memory.faults import crash_point
 from tools.backends.protocols import SpeechRequest, VoiceProfile
 
-AUDIO_KINDS = ("casting", "take")
 PRIMARY_LANGUAGE = "en"
 LANGUAGES = {"english": "en", "japanese": "ja", "chinese": "zh", "mandarin": "zh", "korean": "ko",
              "spanish": "es", "french": "fr", "german": "de", "italian": "it", "portuguese": "pt"}
@@ -90,8 +89,7 @@ def apply_lexicon(text: str, entries: dict[str, str]) -> str:
 
 def episode_lines(canon: Canon, episode: int = 1) -> list[tuple[Record, dict[str, Any]]]:
     """(scene, line) pairs of an episode in order."""
-    scenes = sorted((r for r in canon.list("scene") if r.data.get("episode") == episode),
-                    key=lambda r: r.data.get("number", 0))
+    scenes = sorted(canon.children("scene", "episode", episode), key=lambda r: r.data.get("number", 0))
     return [(sc, ln) for sc in scenes for ln in sc.data.get("lines", []) if ln.get("id")]
 
 
@@ -308,20 +306,12 @@ def propose_take(ctx: DirectorContext, task: Task, *, proposal_id: str, attempt:
 
 
 def check_recording(ctx: DirectorContext, wav: Path, text: str, language: str) -> dict[str, Any] | None:
-    """The ear check of a take (`tools.take_check.check_take`) when the session has a checker
-    (`VoiceBackends.checker`); None without one. A checker failure is reported in the result, never
-    raised: the take itself is fine."""
-    checker = getattr(ctx.voices, "checker", None)
-    if checker is None:
-        return None
-    from memory.errors import StoryreelError
-    from tools.take_check import check_take
+    """Queue the ear check of a take in the background (`agent.take_checks`; the graph never waits
+    for Whisper) when the session checks takes; what the card shows now (usually "pending"), None
+    without a checker."""
+    from agent.take_checks import submit_check
 
-    names = [str(r.data.get("name")) for r in ctx.canon.list("character") if r.data.get("name")]
-    try:
-        return check_take(checker, wav, text, language, names=names, lexicon=lexicon(ctx.canon)[0])
-    except StoryreelError as exc:
-        return {"error": str(exc), "checker": getattr(checker, "name", "checker")}
+    return submit_check(ctx, wav, text, language)
 
 
 def accept_audio(ctx: DirectorContext, kind: str, data: dict[str, Any], *, upload: str | None, actor: str,
@@ -351,6 +341,7 @@ def accept_audio(ctx: DirectorContext, kind: str, data: dict[str, Any], *, uploa
         shutil.copyfile(src, tmp)
         tmp.replace(dest)
     # the mouth track travels with a generated take; an upload has none (its mouth follows loudness)
+    from agent.take_checks import accepted_check
     from tools.lipsync import LIPSYNC_ENVELOPE, LIPSYNC_PHONEMES, track_path
 
     track = track_path(dest)
@@ -365,9 +356,8 @@ def accept_audio(ctx: DirectorContext, kind: str, data: dict[str, Any], *, uploa
               "path": ctx.rel(dest), "duration_s": round(info.duration_s, 3),
               "peak_dbfs": round(info.peak_dbfs, 2), "loudness_lufs": _lufs(info),
               "source": "upload" if upload else "generated", "made_from": made, "lipsync": lipsync,
-              **({"check": check} if (check := (check_recording(ctx, dest, str(made.get("text") or ""),
-                                                                data["language"]) if upload
-                                                else data.get("check"))) else {}),
+              **({"check": check} if (check := accepted_check(ctx, src, dest, str(made.get("text") or ""),
+                                                              data["language"], upload=bool(upload))) else {}),
               **({"visemes": ctx.rel(track)} if lipsync == LIPSYNC_PHONEMES else {})}
     return [canon.upsert("take", record, actor=actor, record_id=record_id, note=note)]
 
@@ -455,6 +445,7 @@ class VoiceBackends:
         self.openai_settings = dict(openai_settings or {})
         self.cache: dict[Any, Any] = {}
         self.checker = checker   # a tools.take_check.Transcriber: takes are checked by ear; None: off
+        self.checks: Any = None  # its background queue (agent.take_checks.checks_of makes it on first use)
 
     def synth_for(self, profile: VoiceProfile) -> Any:
         from tools.casting import voice_synth_for

@@ -20,7 +20,9 @@ Prints progress lines, then LAST one JSON line:
   cast_pitch_spread           max / min median F0 of that cast's takes, one line each (target >= 1.6)
   kokoro_rtf                  Kokoro-82M synthesis seconds / speech seconds, one thread, model loaded
                               (target <= 0.6); kokoro_cpu_rtf the same with CPU time (robust to a busy
-                              machine; load_average says how busy it was)
+                              machine; load_average says how busy it was); kokoro_model_rtf the model
+                              call alone (onnxruntime, one thread: no phonemizer, no durations math),
+                              kokoro_model_cpu_rtf its CPU time
   lipsync_frame_error         worst offset, in 24 fps frames, between a phoneme segment of the
                               synthesiser's track and the frames the render shows its mouth shape on,
                               over "Mama, maybe." on Piper and Kokoro (target <= 1)
@@ -148,6 +150,7 @@ def cast_figures() -> dict:
         from tools.audio import write_wav
 
         synth_s = synth_cpu = speech_s = 0.0
+        kokoro.model_seconds = kokoro.model_cpu_seconds = 0.0
         takes: list[tuple[str, str, Path]] = []     # (engine, voice, wav) for the ear check
         for index, (_, _, line) in enumerate(SCRIPT):
             voice = KOKORO_VOICE_ROTATION[index % len(KOKORO_VOICE_ROTATION)]
@@ -157,6 +160,7 @@ def cast_figures() -> dict:
             synth_cpu += time.process_time() - cpu_start
             speech_s += len(audio) / 24_000
             takes.append(("kokoro", voice, write_wav(Path(tmp) / f"k{index:02d}.wav", audio, 24_000)))
+        model_s, model_cpu = kokoro.model_seconds, kokoro.model_cpu_seconds   # the model calls alone
         piper = PiperVoiceSynth(threads=1)
         for index, (_, _, line) in enumerate(SCRIPT):
             takes.append(("piper", "joe", piper.synthesize(SpeechRequest(text=line), Path(tmp) / f"p{index:02d}.wav")))
@@ -171,6 +175,7 @@ def cast_figures() -> dict:
                   f"frame error {errors[-1]}", flush=True)
     return {"distinct_base_voices": len(bases), "cast_pitch_spread": round(max(f0) / min(f0), 2),
             "kokoro_rtf": round(synth_s / speech_s, 3), "kokoro_cpu_rtf": round(synth_cpu / speech_s, 3),
+            "kokoro_model_rtf": round(model_s / speech_s, 3), "kokoro_model_cpu_rtf": round(model_cpu / speech_s, 3),
             "lipsync_frame_error": max(errors), "load_average": round(os.getloadavg()[0], 2), **wer}
 
 

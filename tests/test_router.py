@@ -175,13 +175,64 @@ def test_ambiguity_asks_one_question_and_keeps_everything(session):
     assert view.pending["kind"] == "input" and s.canon.revision_count() == revs
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("swap scenes 2 and 3", "Reordering scenes is not possible yet"),
-    ("split scene 2 into two scenes", "Splitting scene 2"),
-    ("merge scenes 1 and 2", "Merging scene 1"),
-    ("delete Kaito", "/undo character-kaito 0"),
+def _order(s) -> list[str]:
+    from agent.cut import episode_scenes
+
+    return [sc.id for sc in episode_scenes(s.canon, 1)]
+
+
+def _canon_actions(s) -> list[tuple[str, str]]:
+    return [(e["action"], e.get("record_id")) for e in s.ledger.entries() if e["action"] in ("accept", "edit", "revert")]
+
+
+@pytest.mark.parametrize(("text", "summary", "order", "decision"), [
+    ("swap scenes 2 and 3", "scenes in the order 1, 3, 2", ["scene-ep1-1", "scene-ep1-3", "scene-ep1-2"], "accept"),
+    ("move scene 3 before scene 1", "scenes in the order 3, 1, 2", ["scene-ep1-3", "scene-ep1-1", "scene-ep1-2"],
+     "accept"),
+    ("split scene 2 at line 2", "split scene 2", ["scene-ep1-1", "scene-ep1-2", "scene-ep1-4", "scene-ep1-3"],
+     "accept"),
+    ("merge scenes 1 and 2", "merge scene 2", ["scene-ep1-1", "scene-ep1-3"], "accept"),
+    ("delete scene 3", "remove scene 3", ["scene-ep1-1", "scene-ep1-2"], "accept"),
+    ("swap scenes 1 and 2", "scenes in the order 2, 1, 3", ["scene-ep1-1", "scene-ep1-2", "scene-ep1-3"], "reject"),
 ])
-def test_what_the_graph_cannot_propose_yet_is_said_never_faked(session, text, words):
+def test_structural_edits_are_proposals_then_canon_then_undone(session, text, summary, order, decision):
+    s = session
+    before, revs, decided = _order(s), s.canon.revision_count(), _canon_actions(s)
+    view = s.send(text)
+    assert view.pending["kind"] == "structure" and summary in view.pending["data"]["summary"]
+    assert s.canon.revision_count() == revs and _order(s) == before and _canon_actions(s) == decided
+    view = s.decide({"type": "edit", "data": {}})           # nothing to edit: refused, nothing written
+    assert view.pending["kind"] == "structure" and s.canon.revision_count() == revs
+    view = s.decide({"type": decision, **({"note": "no"} if decision == "reject" else {})})
+    assert _order(s) == order
+    if decision == "reject":
+        assert s.canon.revision_count() == revs and _canon_actions(s) == decided
+        assert view.pending["kind"] == "input"
+        return
+    assert s.canon.revision_count() > revs and len(_canon_actions(s)) > len(decided)
+    view = s.send("undo that")
+    said = "\n".join(m["content"] for m in view.messages[-3:])
+    assert "Undone:" in said, said
+    assert _order(s) == before
+
+
+def test_a_scene_proposed_after_a_merge_never_overwrites_a_live_one(session):
+    s = session
+    s.send("merge scenes 1 and 2")
+    view = s.decide({"type": "accept"})
+    assert view.pending["kind"] == "scene" and view.pending["data"]["number"] == 3   # the targets ask for 3
+    s.decide({"type": "accept"})
+    storm = s.canon.get("scene-ep1-3")
+    assert (storm.data["title"], storm.data["number"], storm.rev) == ("Storm Gate", 2, 2)
+    assert _order(s) == ["scene-ep1-1", "scene-ep1-3", "scene-ep1-4"]
+    assert s.canon.get("scene-ep1-4").data["lines"][0]["id"] == "scene-ep1-4-l1"
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("split scene 2 into two scenes", "Where should scene 2"),
+    ("delete Kaito", "is still used by scene 2"),
+])
+def test_structural_edits_that_need_more_are_said_never_faked(session, text, words):
     revs = session.canon.revision_count()
     view = session.send(text)
     assert words in view.messages[-1]["content"]

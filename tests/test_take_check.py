@@ -146,6 +146,8 @@ def test_take_cards_and_uploads_carry_the_ear_check(tmp_path: Path) -> None:
         view = session.send("A shrine maiden hears rain spirits.")
         while view.pending["kind"] != "take":
             view = session.decide({"type": "accept"})
+        assert session.take_checks.wait(10)                        # heard in the background (agent.take_checks)
+        view = session.view()
         check = view.pending["data"]["check"]
         assert check["heard"] == "something else entirely" and check["flagged"] and check["wer"] > WER_FLAG
         subject = view.pending["data"]["subject"]
@@ -156,6 +158,7 @@ def test_take_cards_and_uploads_carry_the_ear_check(tmp_path: Path) -> None:
         sf.write(recording, 0.3 * np.sin(np.linspace(0, 2 * np.pi * 220, 44100)), 44100)
         upload_subject = view.pending["data"]["subject"]
         session.upload(recording)
+        assert session.record_take_checks(timeout=10) == 1       # the upload's check, once it is heard
         mine = session.canon.get(f"take-{upload_subject}-en").data
         assert mine["source"] == "upload" and mine["check"]["wer"] == 0.0 and not mine["check"]["flagged"]
     finally:

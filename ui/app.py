@@ -12,10 +12,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from agent.kinds import lookup
 from memory.errors import InputError, StoryreelError
 from ui.cards import (
-    AUDIO_CARDS,
-    VISUAL_CARDS,
     bible_markdown,
     card_markdown,
     editable,
@@ -60,7 +59,8 @@ class Studio:
         with self.mutex:
             if self.session is not None and self.session.project.root == project.root:
                 return
-            new = open_session(project, self.model, targets=self.settings.targets)
+            new = open_session(project, self.model, targets=self.settings.targets,
+                               take_check=self.settings.take_check)
             if self.session is not None:
                 self.session.close()
             self.session = new
@@ -169,6 +169,22 @@ def quiet_when_idle(app: Any) -> None:
         queue.progress_update_sleep_when_free = max(float(getattr(queue, "progress_update_sleep_when_free", 0)), 0.1)
 
 
+def _take_rows(voices: dict[str, Any]) -> list[list[Any]]:
+    """The Voices tab's takes table: one row per line and language, with what the ear check heard."""
+    from agent.take_checks import check_summary
+
+    return [[t["line_id"], t["language"], t["speaker"], (t["text"] or "")[:50],
+             (t["take"].data.get("source", "") if t["take"] else ""), t["status"], check_summary(t.get("check"))]
+            for t in voices["takes"]]
+
+
+def _checking(pending: dict[str, Any] | None, voices: dict[str, Any]) -> bool:
+    """Whether an ear check is still running for the card or a take (the check timer ticks meanwhile)."""
+    card = pending or {}
+    check = (card.get("data") or {}).get("check") if lookup(card.get("kind")).media == "audio" else None
+    return bool((check or {}).get("pending")) or any((t.get("check") or {}).get("pending") for t in voices["takes"])
+
+
 def build_app(studio: Studio) -> Any:
     import gradio as gr
 
@@ -249,9 +265,10 @@ def build_app(studio: Studio) -> Any:
                 downloads = gr.File(label="Downloads", file_count="multiple", elem_id="episode-files")
                 shown_job = gr.State("")
                 ticker = gr.Timer(1.0, active=False)   # ticks only while a render job runs
+                check_ticker = gr.Timer(2.0, active=False)   # ticks only while a take is being checked by ear
             with gr.Tab("Voices"):
                 voices_md = gr.Markdown(elem_id="voices")
-                takes_table = gr.Dataframe(headers=["line", "lang", "speaker", "text", "take", "status"],
+                takes_table = gr.Dataframe(headers=["line", "lang", "speaker", "text", "take", "status", "heard"],
                                            interactive=False, elem_id="takes")
                 with gr.Row():
                     g_term = gr.Textbox(label="Glossary term", placeholder="Aiko", elem_id="g-term")
@@ -260,7 +277,7 @@ def build_app(studio: Studio) -> Any:
                 g_add = gr.Button("Add to glossary", elem_id="g-add")
         outputs = [header, badge, chat, card, candidates, bible, outline, board, board_ids, record_dd, ledger,
                    accept, edit, redo, reject, retry, skip, upload, status, project_dd, pick_radio, take_audio,
-                   voices_md, takes_table, card_pid, motion_video]
+                   voices_md, takes_table, card_pid, motion_video, check_ticker]
 
         def snapshot(message: str = "") -> dict[Any, Any]:
             s = studio.session
@@ -276,17 +293,19 @@ def build_app(studio: Studio) -> Any:
                         status: message, project_dd: gr.update(choices=studio.projects()),
                         pick_radio: gr.update(choices=[], value=None, visible=False),
                         take_audio: gr.update(visible=False, value=None), voices_md: "", takes_table: [],
-                        card_pid: "", motion_video: gr.update(visible=False, value=None)}
+                        card_pid: "", motion_video: gr.update(visible=False, value=None),
+                        check_ticker: gr.Timer(active=False)}
             view = s.view()
             pending = view.pending or {}
             records = s.records()
             choices = [r.id for recs in records.values() for r in recs]
             choices += [r.id for kind in ("outline", "beats", "scene", "shot", "panel") for r in s.canon.list(kind)]
-            entries = s.ledger.entries()[-200:]
+            entries = s.ledger.tail(200)
             rows = [[e["time"][:19], e["actor"], e["action"], e.get("record_id") or "", e.get("rev") or "",
                      (e.get("note") or "")[:80]] for e in reversed(entries)]
             deciding = view.awaiting_decision
-            visual = pending.get("kind") in VISUAL_CARDS
+            shown = lookup(pending.get("kind"))   # what the card's kind shows under it (agent.kinds)
+            visual = shown.media == "images"
             cands = (pending.get("data") or {}).get("candidates", []) if visual else []
             gallery = [(str(s.image_path(c["path"])), f"#{i + 1} · seed {c['seed']}") for i, c in enumerate(cands)]
             shots, ids = [], []
@@ -297,17 +316,16 @@ def build_app(studio: Studio) -> Any:
                     if sh["image"] is not None:
                         shots.append((str(sh["image"]), caption))
                         ids.append(sh["shot"].id)
-            audio_kind = pending.get("kind") in AUDIO_CARDS
+            audio_kind = shown.media == "audio"
             audio_cands = (pending.get("data") or {}).get("candidates", []) if audio_kind else []
             vo = s.voices()
             cast_md = "### Cast\n" + ("\n".join(
                 f"- **{r.data.get('name')}**: {r.data.get('engine')} · rate {r.data.get('rate')} · pitch "
                 f"{r.data.get('pitch_semitones'):+} st" + (" · robotic" if r.data.get("engine") == "espeak" else "")
                 for r in vo["cast"]) or "_no voices cast yet_")
-            take_rows = [[t["line_id"], t["language"], t["speaker"], (t["text"] or "")[:50],
-                          (t["take"].data.get("source", "") if t["take"] else ""), t["status"]] for t in vo["takes"]]
+            take_rows = _take_rows(vo)
             preview = None
-            if pending.get("kind") == "motion" and (pending.get("data") or {}).get("preview"):
+            if shown.media == "clip" and (pending.get("data") or {}).get("preview"):
                 try:
                     preview = str(s.image_path(pending["data"]["preview"]))
                 except StoryreelError:
@@ -316,7 +334,7 @@ def build_app(studio: Studio) -> Any:
                 message = (message + "\n\n" if message else "") + "⚠ The last step stopped half-way. Press Retry."
             for notice in view.notices:   # e.g. resuming that step failed again: Retry, or Skip to leave it
                 message = (message + "\n\n" if message else "") + f"⚠ {notice}"
-            return {header: f"## Storyreel · {s.project.name}", badge: _model_badge(studio), chat: view.messages,
+            return {header: f"## Storyreel · {s.project.name}", badge: _model_badge(studio), chat: [{"role": m["role"], "content": m["content"]} for m in view.messages],
                     card: card_markdown(view.pending),
                     candidates: gr.update(visible=bool(gallery), value=gallery or None, selected_index=0 if gallery else None),
                     bible: bible_markdown(records), outline: outline_markdown(s.outline()), board: shots,
@@ -327,7 +345,7 @@ def build_app(studio: Studio) -> Any:
                     retry: gr.update(visible=view.stalled, interactive=view.stalled),
                     # a failed step (or one that stopped half-way) can always be left
                     skip: gr.update(visible=view.stalled or (deciding and bool(pending.get("failure")))),
-                    upload: gr.update(visible=deciding and (visual or pending.get("kind") == "take")),
+                    upload: gr.update(visible=deciding and shown.upload),
                     status: message,
                     project_dd: gr.update(choices=studio.projects(), value=s.project.root.name),
                     pick_radio: gr.update(choices=[label for _, label in gallery], visible=bool(gallery),
@@ -336,7 +354,8 @@ def build_app(studio: Studio) -> Any:
                                           value=_player(s.image_path(audio_cands[0]["path"])) if audio_cands else ""),
                     voices_md: cast_md, takes_table: take_rows,
                     card_pid: pending.get("proposal_id") or "",
-                    motion_video: gr.update(visible=bool(preview), value=preview)}
+                    motion_video: gr.update(visible=bool(preview), value=preview),
+                    check_ticker: gr.Timer(active=_checking(view.pending, vo))}
 
         def guarded(fn: Any) -> Any:
             def run(*args: Any) -> dict[Any, Any]:
@@ -357,7 +376,6 @@ def build_app(studio: Studio) -> Any:
 
             Shown only while that proposal is still the card (a decision or a new card closes it);
             every save names the proposal, so the session refuses it for any other card."""
-            from agent.schemas import PROPOSAL_MODELS
             from ui import edit_form as ef
 
             s = studio.session
@@ -365,15 +383,15 @@ def build_app(studio: Studio) -> Any:
             if not open_pid or open_pid != shown_pid or pending.get("proposal_id") != open_pid \
                     or not editable(pending):
                 return
-            kind = pending["kind"]
-            model = PROPOSAL_MODELS[kind]
+            kind = lookup(pending["kind"])
+            model = kind.schema
             vocab = {"cast": [r.data.get("name", "") for r in s.canon.list("character")],
                      "places": [r.data.get("name", "") for r in s.canon.list("location")]}
             layout = ef.form_layout(model, vocab)
             data = (draft_value["data"] if isinstance(draft_value, dict) and draft_value.get("pid") == open_pid
                     else ef.start_data(model, pending.get("data") or pending.get("draft")))
-            adjust_only = kind in AUDIO_CARDS
-            resizable = not adjust_only and kind != "motion"   # motion rows follow the shot plan
+            adjust_only = kind.edit == "adjust"
+            resizable = kind.rows_resizable   # motion rows follow the shot plan, voice settings are one row
             comps: list[Any] = []
             row_actions: list[tuple[Any, str, int | None]] = []   # (button, table, row or None: add)
 
@@ -599,6 +617,17 @@ def build_app(studio: Studio) -> Any:
         app.load(lambda: snapshot(), None, outputs)
         app.load(episode_view, [ep_lang], [strip, ep_lang, player, downloads])
         app.load(resume_polling, None, [ticker])
+
+        def refresh_checks() -> dict[Any, Any]:
+            """One tick while a take is checked by ear: the card and the takes table, then stop."""
+            s = studio.session
+            if s is None:
+                return {card: gr.update(), takes_table: gr.update(), check_ticker: gr.Timer(active=False)}
+            view, vo = s.view(), s.voices()
+            return {card: card_markdown(view.pending), takes_table: _take_rows(vo),
+                    check_ticker: gr.Timer(active=_checking(view.pending, vo))}
+
+        check_ticker.tick(refresh_checks, None, [card, takes_table, check_ticker])
     return app
 
 

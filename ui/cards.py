@@ -1,116 +1,25 @@
 """Proposals and bible records as readable Markdown, shared by the studio and the terminal."""
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from agent.kinds import lookup
+from agent.kinds.cards import LABELS, data_markdown, motion_markdown, shot_label  # noqa: F401 - used here and re-exported
+from agent.kinds.cards import esc as _esc
+from agent.kinds.cards import label as _label
 from memory.canon import Record
-
-LABELS = {
-    "look_tags": "Look (image tags)", "voice_notes": "Voice", "art_style": "Art style",
-    "target_episode_seconds": "Target episode length (s)", "logline": "Logline",
-}
-
-
-def _label(key: str) -> str:
-    return LABELS.get(key, key.replace("_", " ").capitalize())
-
-
-def _esc(value: Any) -> str:
-    """Keep model text from injecting HTML; Markdown shows '&' and quotes as they are."""
-    return str(value).replace("<", "&lt;").replace(">", "&gt;")
-
-
-_SHOT_ID = re.compile(r"scene-ep(\d+)-(\d+)-s(\d+)$")
-
-
-def shot_label(shot_id: str, *, short: bool = False) -> str:
-    """`scene-ep1-2-s3` as "scene 2 · shot 3" (short: "sc2 s3"); other ids as they are."""
-    m = _SHOT_ID.search(str(shot_id))
-    if not m:
-        return str(shot_id)
-    return f"sc{m[2]} s{m[3]}" if short else f"scene {m[2]} · shot {m[3]}"
-
-
-def _palette(colours: list[str]) -> str:
-    chips = []
-    for c in colours:
-        c_esc = _esc(c)
-        if c.startswith("#") and len(c) in (4, 7):
-            chips.append(f'<span style="display:inline-block;width:1.1em;height:1.1em;background:{c_esc};'
-                         f'border:1px solid #888;vertical-align:middle;margin-right:3px"></span>`{c_esc}`')
-        else:
-            chips.append(f"`{c_esc}`")
-    return " ".join(chips)
-
-
-def data_markdown(kind: str, data: dict[str, Any]) -> str:
-    """The body of a card: fields as a list, dialogue as a script, beats as a numbered list."""
-    lines: list[str] = []
-    for key, value in data.items():
-        if key == "palette" and isinstance(value, list):
-            lines.append(f"- **Palette:** {_palette(value)}")
-        elif key == "lines" and isinstance(value, list):
-            lines.append("- **Dialogue:**")
-            for ln in value:
-                lines.append(f"    - **{_esc(ln.get('speaker', '?'))}** *({_esc(ln.get('emotion', ''))})*: "
-                             f"“{_esc(ln.get('line', ''))}”")
-        elif key == "beats" and isinstance(value, list):
-            lines.append("- **Beats:**")
-            for i, b in enumerate(value, 1):
-                lines.append(f"    {i}. **{_esc(b.get('kind', ''))}** — {_esc(b.get('summary', ''))}")
-        elif key == "episodes" and isinstance(value, list):
-            lines.append("- **Episodes:**")
-            for ep in value:
-                lines.append(f"    {ep.get('number', '?')}. **{_esc(ep.get('title', ''))}** — "
-                             f"{_esc(ep.get('logline', ''))}")
-        elif key == "shots" and isinstance(value, list):
-            lines.append("- **Shots:**")
-            for i, sh in enumerate(value, 1):
-                who = ", ".join(f"{_esc(c.get('name'))} ({_esc(c.get('expression', ''))})"
-                                for c in sh.get("characters", [])) or "no one"
-                said = sh.get("lines") or []
-                parts = [f"**{_esc(sh.get('framing') or 'medium')}**", _esc(sh.get("angle") or "eye level"),
-                         f"*{_esc(sh.get('camera_move') or 'static')}*", f"{sh.get('duration_s') or 3.0} s", who,
-                         ("line " if len(said) == 1 else "lines ") + ", ".join(map(str, said)) if said else "no lines",
-                         _esc(" ".join(filter(None, [sh.get("lighting"), sh.get("mood")])) or "—"),
-                         f"← {_esc(sh.get('transition') or 'cut')}"]
-                lines.append(f"    {i}. " + " · ".join(parts))
-        elif isinstance(value, list):
-            lines.append(f"- **{_label(key)}:** " + ", ".join(f"`{_esc(v)}`" for v in value))
-        elif key != "id":
-            lines.append(f"- **{_label(key)}:** {_esc(value)}")
-    return "\n".join(lines)
-
-
-VISUAL_CARDS = ("reference", "background", "panel")
-AUDIO_CARDS = ("casting", "take")
 
 
 def editable(request: dict[str, Any] | None) -> bool:
-    """Whether the card's Edit form applies: field proposals and voice settings, also when the
-    model or the voice failed (the form then starts from the schema or the partial draft).
-    Pictures are picked or uploaded instead."""
-    from agent.schemas import PROPOSAL_MODELS
-
-    if not request or request.get("kind") in (*VISUAL_CARDS, "input", None):
-        return False
-    return request.get("kind") in PROPOSAL_MODELS
+    """Whether the card's Edit form applies (the kind's `edit` in agent.kinds): field proposals and
+    voice settings, also when the model or the voice failed (the form then starts from the schema
+    or the partial draft). Pictures are picked or uploaded instead."""
+    return bool(request) and lookup(request.get("kind")).edit != "none"   # type: ignore[union-attr]
 
 
 def _failure_help(request: dict[str, Any]) -> str:
     """What the director can do about a failed proposal: only actions the card really offers."""
-    kind = request.get("kind")
-    if kind in VISUAL_CARDS:
-        return "Press **Redo** to try again, or **upload your own** image."
-    if kind == "take":
-        return ("Press **Redo** to try again, **Edit** to change the rate, pitch or spoken text, or "
-                "**upload your own** recording.")
-    if kind == "casting":
-        return "Press **Redo** to try again, or **Edit** to choose the engine and voice settings yourself."
-    if editable(request):
-        return "Press **Redo** to try again, or **Edit** to write it yourself."
-    return "Press **Redo** to try again, or **Reject with note** to say what to change."
+    return lookup(request.get("kind")).failure_help
 
 
 def _cell_text(value: Any) -> str:
@@ -140,23 +49,6 @@ def diff_markdown(diff: Any) -> str:
     return "**Changes against canon**\n\n" + "\n".join(rows)
 
 
-def motion_markdown(data: dict[str, Any]) -> str:
-    """A motion proposal as one readable row per shot; the preview clip plays under the card."""
-    rows = []
-    for i, m in enumerate(data.get("shots", []), 1):
-        effects = [name for name in ("vignette", "flicker", "flash") if m.get(name)]
-        rows.append(f"{i}. **{_esc(shot_label(m.get('shot_id', '?')))}** — camera "
-                    f"*{_esc(m.get('camera_move') or 'static')}* ({_esc(str(m.get('ease') or 'in_out').replace('_', '-'))})"
-                    f" · grade {_esc(m.get('grade') or 'none')} · "
-                    + (f"effects: {', '.join(effects)}" if effects else "no effects")
-                    + f" · ← {_esc(m.get('transition') or 'cut')} · pad {float(m.get('pad_s') or 0):.1f} s")
-    scene = shot_label(f"{data.get('scene_id', '')}-s1").split(" · ")[0]
-    preview = ("The low-res preview plays below." if data.get("preview")
-               else "No preview clip was made for this proposal.")
-    return f"Motion for **{_esc(scene)}** (`{_esc(data.get('scene_id', ''))}`), per shot:\n\n" + "\n".join(rows) \
-        + f"\n\n{preview}"
-
-
 def card_markdown(request: dict[str, Any] | None) -> str:
     if not request:
         return "_Nothing to review._"
@@ -171,58 +63,8 @@ def card_markdown(request: dict[str, Any] | None) -> str:
             parts.append(f"Edit starts from a safe draft ({used}).")
     if request.get("diff"):
         parts.append(diff_markdown(request["diff"]))
-    if request.get("data") and request.get("kind") in ("reference", "background", "panel"):
-        d = request["data"]
-        seeds = ", ".join(f"#{i + 1}: seed {c.get('seed')}" for i, c in enumerate(d.get("candidates", [])))
-        parts.append(f"**{_esc(d.get('subject_name', d.get('subject')))}** — painter `{_esc(d.get('painter'))}`"
-                     f"\n\nCandidates ({seeds}). Click one below to pick it, then **Accept**; or "
-                     "**Reject with note**, **Redo**, or upload your own.")
-        if d.get("animatic"):
-            parts.append("*Animatic sketch (offline storyboard renderer), not final art.*")
-    elif request.get("data") and request.get("kind") == "casting":
-        d = request["data"]
-        parts.append(f"**{_esc(d.get('subject_name'))}** — engine `{_esc(d.get('engine'))}` · voice "
-                     f"`{_esc(d.get('voice'))}` · rate {d.get('rate')} · pitch {d.get('pitch_semitones'):+} st · "
-                     f"energy {d.get('energy')}\n\nAudition line: “{_esc(d.get('sample_line'))}”. Listen below; "
-                     "**Edit** to adjust and re-audition, **Accept** to cast it.")
-        if d.get("base_voice"):
-            parts.append(f"Base voice: **{_esc(d['base_voice'])}**")
-        if d.get("alternatives"):   # an Edit with engine + voice = the `pick` value auditions it
-            rows = "\n".join(f"| {_esc(a.get('label'))} | `{_esc(a.get('engine'))}` | `{_esc(a.get('pick'))}` | "
-                             f"{'another character speaks with it' if a.get('taken_by_cast') else 'free'} |"
-                             for a in d["alternatives"])
-            parts.append("Other voices to audition (**Edit**: set engine and voice to the value shown):\n\n"
-                         f"| voice | engine | voice value | |\n|---|---|---|---|\n{rows}")
-        if d.get("languages"):
-            parts.append("Per language: " + ", ".join(f"{k}: {v.get('engine')}/{v.get('voice')}"
-                                                      for k, v in d["languages"].items()))
-    elif request.get("data") and request.get("kind") == "take":
-        d = request["data"]
-        c = (d.get("candidates") or [{}])[0]
-        parts.append(f"**{_esc(d.get('speaker'))}** *({_esc(d.get('emotion'))}, {_esc(d.get('language'))})*: "
-                     f"“{_esc(d.get('text'))}”\n\n{c.get('duration_s')} s · peak {c.get('peak_dbfs')} dBFS · "
-                     f"{c.get('loudness_lufs')} LUFS · {_esc(d.get('engine'))} rate {d.get('rate')} pitch "
-                     f"{d.get('pitch_semitones'):+} st\n\n**Edit** to adjust rate, pitch or the spoken text "
-                     "(emphasis, respelling); **Redo** for a fresh take; or upload your own recording.")
-        lips = c.get("lipsync") or d.get("lipsync")
-        if lips:
-            parts.append("Lip sync: " + ("mouth shapes from the phonemes" if lips == "phonemes"
-                                         else "mouth flaps on loudness (no phoneme timings for this take)"))
-        check = c.get("check") or d.get("check")
-        if check:
-            flag = " ⚠ **does not match the line**" if check.get("flagged") else ""
-            parts.append(f"Heard: “{_esc(check.get('heard'))}” · word error rate {float(check.get('wer', 0)):.0%}{flag}")
-            if (check.get("suggestion") or {}).get("message"):
-                parts.append(f"Try: *{_esc(check['suggestion']['message'])}* (say it in the chat to add it)")
-    elif request.get("data") and request.get("kind") == "translation":
-        d = request["data"]
-        rows = "\n".join(f"{i}. {_esc(src)}\n    → **{_esc(dst)}**"
-                         for i, (src, dst) in enumerate(zip(d.get("source", []), d.get("lines", [])), 1))
-        parts.append(f"Scene `{_esc(d.get('scene_id'))}` into **{_esc(d.get('language'))}**\n\n{rows}")
-    elif request.get("data") and request.get("kind") == "motion":
-        parts.append(motion_markdown(request["data"]))
-    elif request.get("data"):
-        parts.append(data_markdown(request["kind"], request["data"]))
+    if request.get("data"):
+        parts.append(lookup(request.get("kind")).card(request["data"]))   # the kind's card body
     for w in request.get("warnings") or []:
         parts.append(f"> ⚠ {_esc(w)}")
     if request.get("error"):

@@ -8,6 +8,10 @@ logged in the ledger as an `auto` "fallback" with a note, so model junk never st
 Only a failure without a draft (a painter or voice error) stops the run, naming the card; nothing
 accepted so far is lost and `storyreel studio` continues from there.
 
+Takes are checked by ear in the background as they are made (agent.take_checks); before the cut,
+`make` waits for the checks still running (bounded) and records each result in its take (actor
+`auto`), then names the flagged takes.
+
 The targets (characters, locations, props, episodes, scenes, shots) are written into the
 project.toml of a project `make` creates, so the studio and the chat plan the same series.
 """
@@ -75,13 +79,20 @@ def run_make(settings: Settings, premise: str, project_dir: Path, *, shots: int 
 
     t0 = time.perf_counter()
     try:
-        session = open_session(project, model, targets=targets, actor="auto")
+        session = open_session(project, model, targets=targets, actor="auto", take_check=settings.take_check)
         with session:
             say(f"storyreel make · {project.root} · model: {model.description}")
             view = session.start()
             if not session.canon.list("series"):
                 view = session.send(premise)
             decide_all(session, view, say)
+            if session.take_checks is not None and not session.take_checks.unavailable:
+                say("Waiting for the takes' ear checks…" if session.take_checks.busy else "Recording the ear checks…")
+                session.record_take_checks()    # bounded wait; checks still running stay beside their WAVs
+                takes = session.canon.list("take")
+                heard = [t for t in takes if "heard" in (t.data.get("check") or {})]
+                flagged = [t.id for t in heard if t.data["check"].get("flagged")]
+                say(f"  {len(heard)} of {len(takes)} takes checked by ear; flagged: {', '.join(flagged) or 'none'}")
             say("Cutting the episode…")
 
             def bar(fraction: float, message: str) -> None:

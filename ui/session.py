@@ -5,6 +5,7 @@ bad decision loses nothing: the pending proposal stays on the card.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,16 +13,18 @@ from typing import Any
 
 from agent.context import DirectorContext, Targets
 from agent.graph import RECURSION_LIMIT, build_graph
+from agent.kinds import lookup
 from agent.llm import ChatModel
 from agent.review import Decision, ReviewRequest, check_decision, check_message
-from agent.storyboard import VISUAL_KINDS
 from memory.bible import Bible
 from memory.canon import Record
 from memory.errors import InputError, PathOutsideProjectError, RecordNotFoundError
 from memory.ledger import Ledger
 from memory.project import Project, ProjectLock
+from memory.transcript import Transcript, transcript_path, trim_checkpoints
 
 THREAD_ID = "writers-room"
+CHAT_HISTORY = 400    # messages the chat shows (the transcript keeps all of them)
 BIBLE_KINDS = ("series", "style", "character", "location", "prop")
 
 
@@ -70,12 +73,17 @@ class DirectorSession:
             self._saver = open_checkpointer(project.checkpoints_path)  # the strict serializer
             self._conn = self._saver.conn
             opened.append(self._conn)
+            # every chat message, once, in its own append-only table; state keeps a bounded tail
+            self.transcript = Transcript(transcript_path(project.root))
+            opened.append(self.transcript)
             self.graph = build_graph(self._saver)
             self.context = DirectorContext(canon=self.canon, bible=self.bible, ledger=self.ledger,
                                            llm=llm, targets=targets or Targets(), project_root=project.root,
                                            painter=painter, candidates=candidates, loras=dict(loras or {}),
                                            voices=voices, animator=animator)
-            self.graph.get_state(self.config)  # a crafted checkpoint is refused now, before any step
+            snap = self.graph.get_state(self.config)  # a crafted checkpoint is refused now, before any step
+            if snap.values.get("messages") and self.transcript.count(thread_id=THREAD_ID) == 0:
+                self._record_transcript(snap.values["messages"])   # a project from before the table
         except BaseException:
             for thing in reversed(opened):
                 try:
@@ -109,6 +117,14 @@ class DirectorSession:
             self.graph.invoke(payload, self.config, context=self.context, durability="sync")
         finally:
             self._running -= 1
+            try:
+                self._record_transcript(self.graph.get_state(self.config).values.get("messages", []))
+                trim_checkpoints(self._saver, THREAD_ID)   # every step stores the state: keep the newest
+            except Exception:  # noqa: BLE001 - bookkeeping after a run never hides the run's own outcome
+                logging.getLogger(__name__).exception("recording the transcript failed")
+
+    def _record_transcript(self, messages: list[dict[str, Any]]) -> None:
+        self.transcript.record([m for m in messages if m.get("id")], thread_id=THREAD_ID)
 
     def start(self) -> SessionView:
         """Run to the first question (new project) or pick up where the last process stopped.
@@ -199,7 +215,7 @@ class DirectorSession:
                 raise InputError("there is no proposal to decide on; send a message instead")
             if checked.get("type") == "chat":
                 return self.send(checked.get("text", ""))
-            if checked.get("type") == "edit" and pending.get("kind") in VISUAL_KINDS:
+            if checked.get("type") == "edit" and lookup(pending.get("kind")).media == "images":
                 raise InputError(f"a {pending.get('kind')} card has no fields to edit; pick a candidate and "
                                  "Accept, upload your own, or Reject with a note")
             return self._resume(checked)
@@ -233,7 +249,8 @@ class DirectorSession:
         with self._mutex:
             pending = self._require_waiting()
             self._require_card(pending, proposal_id)
-            if pending.get("kind") == "take":
+            card = lookup(pending.get("kind"))   # what the card's kind takes (agent.kinds)
+            if card.upload and card.media == "audio":
                 import uuid
 
                 from tools.audio import import_recording
@@ -242,7 +259,7 @@ class DirectorSession:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 import_recording(Path(src), dest)
                 return self._resume({"type": "upload", "path": self.project.relative(dest), "actor": self.actor})
-            if pending.get("kind") not in VISUAL_KINDS:
+            if not (card.upload and card.media == "images"):
                 raise InputError("there is nothing on the card to replace; uploads are for reference "
                                  "sheets, backgrounds, panels and line takes")
             size = None if pending.get("kind") == "reference" else (1080, 1920)
@@ -251,7 +268,7 @@ class DirectorSession:
 
     def open_item(self, kind: str, subject: str) -> SessionView:
         """Put a storyboard item (a shot's panel, a reference sheet...) on the card now."""
-        if kind not in (*VISUAL_KINDS, "shots"):
+        if lookup(kind).media != "images" and kind != "shots":
             raise InputError(f"cannot open {kind!r}; open a panel, reference, background or shots")
         self.canon.get(subject)  # RecordNotFoundError names a bad id before anything changes
         task = {"kind": kind, "scene_id": subject} if kind == "shots" else {"kind": kind, "subject": subject}
@@ -326,7 +343,8 @@ class DirectorSession:
                     take = None
                 status = "draft" if take is None or take.deleted else take_status(self.canon, take)[0]
                 rows.append({"line_id": line["id"], "language": language, "speaker": line.get("speaker"),
-                             "text": line.get("line"), "take": take, "status": status})
+                             "text": line.get("line"), "take": take, "status": status,
+                             "check": self._take_check(take)})
         return {"cast": cast, "takes": rows}
 
     def set_glossary(self, term: str, language: str, target: str) -> Record:
@@ -385,10 +403,19 @@ class DirectorSession:
         before it (not 'stalled')."""
         snap = self.graph.get_state(self.config)
         pending = snap.interrupts[0].value if snap.interrupts else None
-        return SessionView(messages=list(snap.values.get("messages", [])), pending=pending,
+        pending = self._with_take_check(pending)
+        return SessionView(messages=self._chat(snap.values.get("messages", [])), pending=pending,
                            model=self.llm.description, is_demo=bool(getattr(self.llm, "is_demo", False)),
                            stalled=bool(snap.next) and not snap.interrupts and not self._running,
                            notices=[self._start_error] if self._start_error else [], router=self.router_name)
+
+    def _chat(self, tail: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The chat as the director sees it: the last CHAT_HISTORY messages of the transcript, plus
+        any of the state's tail a run in flight has not recorded yet."""
+        recorded = [{"id": m["id"], "role": m["role"], "content": m["content"]}
+                    for m in self.transcript.tail(CHAT_HISTORY, thread_id=THREAD_ID)]
+        ids = {m["id"] for m in recorded}
+        return recorded + [dict(m) for m in tail if m.get("id") not in ids]
 
     @property
     def router_name(self) -> str:
@@ -419,12 +446,10 @@ class DirectorSession:
         """
         with self._mutex:
             if record_id is None:
-                decided = [e for e in self.ledger.entries()
-                           if e.get("actor") in ("human", "auto") and e.get("record_id")
-                           and e.get("action") in ("accept", "edit", "revert")]
-                if not decided:
+                decided = self.ledger.last_decided()
+                if decided is None:
                     raise InputError("nothing to undo yet: no accepted record")
-                record_id = decided[-1]["record_id"]
+                record_id = decided["record_id"]
             current = self.canon.get(record_id)
             target = current.rev - 1 if to_rev is None else to_rev
             if target < 0 or target >= current.rev:
@@ -471,12 +496,48 @@ class DirectorSession:
 
             logging.getLogger(__name__).warning("bible index sync failed (run `storyreel reindex`): %s", exc)
 
+    def _with_take_check(self, pending: ReviewRequest | None) -> ReviewRequest | None:
+        """A take card with its ear check as it stands now (read from beside the take; queued in
+        the background when nobody has), so the card says "checking by ear…", then what was heard."""
+        from agent.take_checks import card_with_check
+
+        return card_with_check(pending, self.context.voices, self.project, self.canon)  # type: ignore[return-value]
+
+    def _take_check(self, take: Record | None) -> dict[str, Any] | None:
+        from agent.take_checks import take_check_status
+
+        if take is None or take.deleted:
+            return None
+        return take_check_status(take, self.context.voices, self.project, self.canon)
+
+    @property
+    def take_checks(self) -> Any:
+        """The background ear checker (`agent.take_checks.TakeChecks`); None when takes are not checked."""
+        from agent.take_checks import checks_of
+
+        return checks_of(self.context.voices)
+
+    def record_take_checks(self, timeout: float | None = None) -> int:
+        """Wait (bounded) for the ear checks in flight, then store each finished one in its accepted
+        take's record (`storyreel make` does this at its end). Returns how many were recorded."""
+        from agent.take_checks import MAKE_WAIT_S, record_take_checks
+
+        checks = self.take_checks
+        if checks is not None:
+            checks.wait(MAKE_WAIT_S if timeout is None else timeout)   # outside the lock: nothing waits on it
+        with self._mutex:
+            # the checker, not the director, wrote it: logged as `auto` (bookkeeping for the authorship report)
+            return record_take_checks(self.canon, self.ledger, self.project, checks, actor="auto", timeout=0)
+
     def close(self) -> None:
         self._stop_sync.set()
+        if self.take_checks is not None:
+            self.take_checks.close()
         self._bible_sync.join(timeout=60)
         with self._mutex:
             try:
                 self._conn.close()
+                self.transcript.close()
                 self.canon.close()
                 close = getattr(self.bible, "close", None)
                 if close:
@@ -530,7 +591,7 @@ def _open_bible(project: Project) -> Bible:
 
 
 def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = None,
-                 actor: str = "human") -> DirectorSession:
+                 actor: str = "human", take_check: bool | None = None) -> DirectorSession:
     """A session with the backends the project's settings name ([painter] in project.toml)."""
     from tools.backends.factory import animator_from_settings, painter_from_settings, painter_settings
 
@@ -543,5 +604,19 @@ def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = 
     targets = targets or Targets.from_settings(project.settings)   # one set of targets per project
     return DirectorSession(project, llm, targets=targets, actor=actor, painter=painter,
                            candidates=candidates, loras=dict(options.get("loras", {})),
-                           voices=VoiceBackends(voice.get("openai")),
+                           voices=VoiceBackends(voice.get("openai"), checker=take_checker(voice, take_check)),
                            animator=animator_from_settings(project.settings.get("motion")))
+
+
+def take_checker(voice: dict[str, Any], take_check: bool | None = None) -> Any:
+    """The ear checker of a session's takes: Whisper-base (loaded in the background on the first
+    take) unless `--no-take-check` (``take_check=False``) or project.toml ``[voice] take_check =
+    false`` turns it off. When faster-whisper is not installed the cards say how to add it."""
+    enabled = voice.get("take_check", True) if take_check is None else take_check
+    if not isinstance(enabled, bool):
+        raise InputError(f"project.toml [voice] take_check = {enabled!r}: write true or false")
+    if not enabled:
+        return None
+    from tools.take_check import WhisperTranscriber
+
+    return WhisperTranscriber()

@@ -28,6 +28,7 @@ class Settings:
     llm_url: str | None = None               # command-line overrides of the LLM settings
     llm_model: str | None = None
     targets: Targets | None = None           # None: the project's own [targets] in project.toml
+    take_check: bool | None = None           # False: --no-take-check; None: project.toml [voice] take_check
 
     def project_path(self, name: str | None = None) -> Path:
         """A project argument is a folder when it holds a project.toml, else a name under projects_dir."""
@@ -93,4 +94,5 @@ def build_settings(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", 7860),
         llm_url=getattr(args, "llm_url", None),
         llm_model=getattr(args, "llm_model", None),
+        take_check=False if getattr(args, "no_take_check", False) else None,
     )

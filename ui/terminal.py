@@ -244,14 +244,14 @@ def run_chat(settings: Settings, stdin: TextIO, stdout: TextIO, *, jsonl: bool =
     project = settings.open_project()
     model = open_chat_model(settings.llm_settings(project), log_path=project.root / "state" / "llm-server.log")
     try:
-        session = open_session(project, model, targets=settings.targets)
+        session = open_session(project, model, targets=settings.targets, take_check=settings.take_check)
     except BaseException:
         close_chat_model(model)
         raise
 
     out = _JsonEvents(stdout) if jsonl else _TextOut(stdout)
 
-    seen = 0
+    shown: set[str] = set()   # message ids already written (the view holds a bounded chat)
     try:
         with session:
             out.info(f"Storyreel · {project.name} · model: {model.description} · router: {session.router_name}")
@@ -259,9 +259,11 @@ def run_chat(settings: Settings, stdin: TextIO, stdout: TextIO, *, jsonl: bool =
                 out.info(DEMO_NOTICE)
             view = session.start()
             while True:
-                for msg in view.messages[seen:]:
-                    out.message(msg["role"], msg["content"])
-                seen = len(view.messages)
+                for i, msg in enumerate(view.messages):
+                    key = msg.get("id") or f"#{i}"
+                    if key not in shown:
+                        shown.add(key)
+                        out.message(msg["role"], msg["content"])
                 for notice in view.notices:
                     out.error(notice)
                 out.card(view.pending)

@@ -1,4 +1,8 @@
-"""Action tools: bring an item to the card now, check an episode is ready to render, undo a change.
+"""Action tools: bring an item to the card now, render an episode, undo a change.
+
+`render` starts the cut through the run context's ``renderer`` (the studio's background job) or,
+without one, renders at once; either way it first refuses, naming them, the panels, takes and
+motion the episode still needs.
 
 `undo` is the director's own logged decision, as `/undo` and the History & undo tab: a revert is a
 new revision (nothing is destroyed) written in one transaction with its commit row, the ledger line
@@ -6,7 +10,9 @@ derived from it, keyed so that a step that runs again never reverts twice.
 """
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -14,6 +20,9 @@ from agent.state import Task
 from agent.tools import Outcome, Tool, ToolContext, ToolError
 from agent.tools.refs import Catalog, display, resolve
 from memory.errors import StoryreelError
+
+if TYPE_CHECKING:
+    from agent.context import DirectorContext
 
 ITEMS = ("panel", "reference", "background", "shots", "casting", "take", "motion")
 
@@ -55,7 +64,7 @@ def review_task(rec_kind: str, rec_id: str, what: str | None, scene_id: str | No
 
 
 def review(tc: ToolContext, args: ReviewArgs) -> Outcome:
-    from agent.storyboard import VISUAL_KINDS
+    from agent.kinds import lookup
 
     cat = Catalog.of(tc.ctx.canon)
     rec = resolve(cat, args.item, ("shot", "character", "location", "scene", "line"), what="item")
@@ -63,23 +72,70 @@ def review(tc: ToolContext, args: ReviewArgs) -> Outcome:
         rec = cat.scene_of(rec) or rec
     task = review_task(rec.kind, rec.id, args.what, str(rec.data.get("scene_id") or "") or None)
     kind = task["kind"]
-    if (kind in VISUAL_KINDS or kind == "motion") and tc.ctx.painter is None:
+    if lookup(kind).media in ("images", "clip") and tc.ctx.painter is None:
         raise ToolError("the storyboard is off in this session (no painter); open the studio to review pictures")
-    if kind in ("casting", "take") and tc.ctx.voices is None:
+    if lookup(kind).media == "audio" and tc.ctx.voices is None:
         raise ToolError("voices are off in this session (no voice backend); open the studio to review takes")
     return Outcome(tasks=[task], say=f"Opening the {kind} card for {display(rec)}.")
 
 
-def render(tc: ToolContext, args: RenderArgs) -> Outcome:
-    from agent.cut import episode_spec
+class EpisodeRenderer(Protocol):
+    """Starts an episode's render in the background (the studio's job runner); passed in the run
+    context as ``renderer``. Without one (terminal chat, `make`, tests) the tool renders at once."""
 
+    def start(self, episode: int, *, preview: bool) -> str:
+        """Start the render; return one sentence for the chat (which job, where to watch it)."""
+        ...
+
+
+PREVIEW_SIZE = (270, 480)
+
+
+def render_now(ctx: DirectorContext, episode: int, *, preview: bool,
+               progress: Callable[[float, str], None] | None = None) -> Any:
+    """Render in this thread: the finished cut (renders/epNN/) or a low-res preview without motion
+    (renders/epNN/preview/, the storyboard's guides kept). Returns tools.render's result."""
+    from agent import cut
+    from tools.render import render_episode
+
+    if not preview:
+        return cut.render_cut(ctx.canon, ctx.project_root, episode=episode, progress=progress,
+                              painter=getattr(ctx.painter, "name", None))
+    spec = cut.episode_spec(ctx.canon, ctx.project_root, episode=episode, width=PREVIEW_SIZE[0],
+                            height=PREVIEW_SIZE[1], require_motion=False, preset="ultrafast", guides=True,
+                            captions=cut.render_options(ctx.project_root).captions)
+    out = cut.render_dir(ctx.project_root, episode) / "preview"
+    return render_episode(spec, out, ctx.path(Path("state", "render-cache")), progress=progress)
+
+
+def render(tc: ToolContext, args: RenderArgs) -> Outcome:
+    """Start the render of an episode (or a quick preview); refuse, naming them, the panels, takes
+    and motion it still needs."""
+    from agent.cut import cut_missing
+
+    ctx = tc.ctx
+    what = f"a preview of episode {args.episode}" if args.preview else f"episode {args.episode}"
+    missing = cut_missing(ctx.canon, ctx.project_root, episode=args.episode,
+                          painter=getattr(ctx.painter, "name", None), motion=not args.preview)
+    if missing:
+        more = f" (and {len(missing) - 8} more)" if len(missing) > 8 else ""
+        return Outcome(say=f"I cannot render {what} yet: " + "; ".join(missing[:8]) + more
+                       + ". `status` says what comes next.")
+    renderer: EpisodeRenderer | None = getattr(ctx, "renderer", None)
+    if renderer is not None:
+        return Outcome(say=renderer.start(args.episode, preview=args.preview))
+    ctx.ledger.append(actor="human", action="render", record_id=f"episode-{args.episode}", kind="episode",
+                      inputs={"preview": args.preview, "request": tc.text}, note=f"render {what}")
+    steps: list[str] = []
     try:
-        episode_spec(tc.ctx.canon, tc.ctx.project_root, episode=args.episode, require_motion=not args.preview)
+        result = render_now(ctx, args.episode, preview=args.preview,
+                            progress=lambda f, m: steps.append(m) if m.startswith("warning:") else None)
     except StoryreelError as exc:
-        return Outcome(say=f"Episode {args.episode} is not ready to render: {exc}")
-    return Outcome(say=(f"Episode {args.episode} is ready to render: every panel, take and motion is accepted. "
-                        "Start it with Render in the Episode tab (it runs in the background; the chat stays "
-                        "usable)."))
+        return Outcome(say=f"The render of {what} stopped: {exc}")
+    files = ", ".join(ctx.rel(p) for p in (result.mp4, getattr(result, "srt", None)) if p)
+    warned = "".join(f"\n- {w}" for w in (*dict.fromkeys(getattr(result, "warnings", ()) or ()),))
+    return Outcome(say=f"Rendered {what}: {files} ({result.duration_s:.1f} s)."
+                       + (f" Out of date in it:{warned}" if warned else ""))
 
 
 def undo(tc: ToolContext, args: UndoArgs) -> Outcome:
@@ -90,12 +146,19 @@ def undo(tc: ToolContext, args: UndoArgs) -> Outcome:
                        "episode", "voice", "glossary"), what="record")
         record_id = rec.id
     else:
-        decided = [e for e in ctx.ledger.entries() if e.get("actor") in ("human", "auto") and e.get("record_id")
-                   and e.get("action") in ("accept", "edit", "revert")]
-        if not decided:
+        decided = ctx.ledger.last_decided()
+        if decided is None:
             raise ToolError("nothing to undo yet: no accepted record")
-        record_id = str(decided[-1]["record_id"])
+        record_id = str(decided["record_id"])
+        last = ctx.canon.commit_of(str((decided.get("inputs") or {}).get("proposal_id") or ""))
+        if last is not None and last.kind == "structure":   # a reorder, split, merge or removal: all of it
+            return undo_structure(tc, last.proposal_id)
     current = ctx.canon.get(record_id)
+    if args.revision is None or args.revision == current.rev - 1:
+        made_by = next((c for c in reversed(ctx.canon.commits()) if c.kind == "structure"
+                        and (record_id, current.rev) in c.records), None)
+        if made_by is not None:   # its last change was a reorder, split, merge or removal: undo all of it
+            return undo_structure(tc, made_by.proposal_id)
     target = current.rev - 1 if args.revision is None else args.revision
     if target < 0 or target >= current.rev:
         raise ToolError(f"cannot revert {record_id} (rev {current.rev}) to rev {target}; choose a revision "
@@ -117,11 +180,29 @@ def undo(tc: ToolContext, args: UndoArgs) -> Outcome:
                    wrote=True)
 
 
+def undo_structure(tc: ToolContext, proposal_id: str) -> Outcome:
+    """Undo a structural edit as a whole (every record it moved, created or removed), one transaction."""
+    from agent import structure
+
+    ctx = tc.ctx
+    try:
+        records = structure.undo(ctx.canon, proposal_id, actor="human")
+    except structure.StructureError as exc:
+        raise ToolError(str(exc)) from exc
+    ctx.ledger.complete(ctx.canon, f"undo-{proposal_id}")
+    for rec in records:
+        ctx.bible.index(rec)
+    done = ctx.canon.commit_of(proposal_id)
+    summary = ((done.inputs or {}).get("summary") or done.note) if done is not None else proposal_id
+    return Outcome(say=f"Undone: {summary} ({len(records)} records back as they were). Undo again to redo it.",
+                   wrote=True)
+
+
 TOOLS = (
     Tool("review", "Bring a storyboard, voice or motion item to the review card now.",
          ReviewArgs, review, "actions", target=lambda a: a.item,
          refs=(("item", ("shot", "character", "location", "scene", "line")),)),
-    Tool("render", "Check that an episode is ready to render and say how to start it.",
+    Tool("render", "Render an episode (or a quick low-res preview); says what is still missing.",
          RenderArgs, render, "actions", read_only=True, target=lambda a: f"episode-{a.episode}"),
     Tool("undo", "Revert a record to an earlier revision (default: the last accepted change).",
          UndoArgs, undo, "actions", target=lambda a: a.record),

@@ -67,7 +67,7 @@ def _count(n: int, word: str) -> str:
 
 def status_text(ctx: object, episode: int | None = None) -> str:
     """What is accepted, stale and missing, per episode, and what the agent proposes next."""
-    from agent import cut, nodes, storyboard, voices
+    from agent import cut, kinds, storyboard, voices
 
     canon = ctx.canon  # type: ignore[attr-defined]
     targets = ctx.targets  # type: ignore[attr-defined]
@@ -121,8 +121,7 @@ def status_text(ctx: object, episode: int | None = None) -> str:
         except StoryreelError as exc:
             ready = f"not ready to render: {exc}"
         out.append(f"Episode {ep}: " + ", ".join(parts) + f"; {ready}.")
-    nxt = (nodes.next_task(canon, ctx) or storyboard.next_storyboard_task(canon, ctx)  # type: ignore[arg-type]
-           or voices.next_voice_task(canon, ctx) or cut.next_cut_task(canon, ctx))  # type: ignore[arg-type]
+    nxt = kinds.next_task(canon, ctx)  # type: ignore[arg-type]  (the kinds' planners, in order)
     if nxt is None:
         out.append("Next: nothing is left to propose; ask for changes, or render.")
     else:

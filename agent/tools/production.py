@@ -193,6 +193,7 @@ def dub(tc: ToolContext, args: DubArgs) -> Outcome:
 
 def pronounce(tc: ToolContext, args: PronounceArgs) -> Outcome:
     from agent import voices
+    from agent.kinds import lookup
 
     ctx = tc.ctx
     entries, _ = voices.lexicon(ctx.canon)
@@ -202,7 +203,7 @@ def pronounce(tc: ToolContext, args: PronounceArgs) -> Outcome:
     _logged(tc, rec)
     # the card waits as it was, except a take or audition: voiced again with the new pronunciation
     return Outcome(say=f"Noted: “{args.word}” is said “{args.as_}” in every take from now on.", wrote=True,
-                   keep_card=(tc.pending or {}).get("kind") not in voices.AUDIO_KINDS)
+                   keep_card=lookup((tc.pending or {}).get("kind")).media != "audio")
 
 
 def _logged(tc: ToolContext, rec: Record) -> None:

@@ -1,7 +1,9 @@
 """Proposal tools for the story: revise a record, add one, remove, reorder, split or merge, rewrite a
 scene's lines. Each returns a task for the review gate (the graph generates the draft), or, for edits
-of a shot plan that need no model (remove a shot, reorder shots), the finished proposal with its
-difference against canon. What the graph has no proposal for yet is answered as such, never faked.
+that need no model, the finished proposal: a shot-plan revision with its difference against canon
+(remove a shot, reorder shots), or a structural edit (`agent.structure`: remove a scene, character,
+place or prop, reorder, split or merge scenes) listing every record it moves, renumbers, creates or
+tombstones. Nothing changes canon until the director accepts.
 """
 from __future__ import annotations
 
@@ -39,19 +41,24 @@ class RemoveArgs(BaseModel):
 
 class ReorderArgs(BaseModel):
     what: Literal["scenes", "shots"]
-    new_order: list[int] = Field(min_length=2, max_length=12, description="1-based positions in their new "
+    new_order: list[int] = Field(min_length=2, max_length=12, description="the current numbers in their new "
                                  "order (two numbers swap them)")
     scene: str | None = Field(default=None, max_length=120, description="for shots: the scene")
+    episode: int | None = Field(default=None, ge=1, le=100, description="for scenes: the episode (default 1)")
 
 
 class SplitSceneArgs(BaseModel):
-    scene: str = Field(min_length=1, max_length=120)
+    scene: str = Field(min_length=1, max_length=120, description="the scene to split")
+    at: int | str | None = Field(default=None, description="the line the second scene starts with: its number "
+                                 "(2 or more) or words of it")
+    title: str | None = Field(default=None, max_length=60, description="the second scene's title")
     instruction: str = Field(default="", max_length=500)
 
 
 class MergeScenesArgs(BaseModel):
-    first: str = Field(min_length=1, max_length=120)
-    second: str = Field(min_length=1, max_length=120)
+    first: str = Field(min_length=1, max_length=120, description="a scene")
+    second: str | None = Field(default=None, max_length=120, description="the scene next to it (default: the "
+                               "one after the first)")
 
 
 class RewriteLinesArgs(BaseModel):
@@ -124,6 +131,33 @@ def scene_for(cat: Catalog, ref: str | None, tc: ToolContext, *, what: str = "sc
     if len(cat.scenes) == 1:
         return cat.scenes[0]
     raise ToolError(f"Which scene? {', '.join(display(s) for s in cat.scenes) or 'there are no scenes yet'}")
+
+
+# ----------------------------------------------------------------------------- words → scene order
+
+
+def scene_order(words: str, named: list[Record], numbers: list[int], n: int) -> list[int] | None:
+    """The new order of an episode's n scenes that the director's words ask for, as current numbers
+    (two numbers: swap them), or None when the words do not say. `named`: the scenes the words name,
+    in order ("scene 3", "the flashback"); `numbers`: the bare numbers in the words."""
+    lowered = words.casefold()
+    nums = [int(s.data.get("number", 0)) for s in named] or numbers
+    rest = [i for i in range(1, n + 1)]
+    if len(nums) >= 2 and (m := re.search(r"\b(before|after|ahead of|behind)\b", lowered)):
+        moved, anchor = nums[0], nums[1]
+        if moved == anchor or not (1 <= moved <= n and 1 <= anchor <= n):
+            return None
+        rest.remove(moved)
+        rest.insert(rest.index(anchor) + (m.group(1) in ("after", "behind")), moved)
+        return rest
+    if len(nums) == 1 and 1 <= nums[0] <= n:
+        first = re.search(r"\b(first|start|beginning|opening|open with|to the top)\b", lowered)
+        last = re.search(r"\b(last|end|ending|close with|final)\b", lowered)
+        if bool(first) != bool(last):
+            rest.remove(nums[0])
+            return [nums[0], *rest] if first else [*rest, nums[0]]
+        return None
+    return nums[:12] if len(nums) >= 2 else None
 
 
 # ----------------------------------------------------------------------------- the tools
@@ -214,10 +248,10 @@ def remove(tc: ToolContext, args: RemoveArgs) -> Outcome:
         return prepared_plan(tc, scene, plan, tc.text or f"remove {rec.id}",
                              f"shot {i + 1} removed" + (f", its lines {gone['lines']} go to the neighbouring shot"
                                                         if gone.get("lines") else ""))
-    return Outcome(say=(f"Removing {display(rec)} is not a proposal the writers' room can make yet (its "
-                        f"{rec.kind} is referred to by other records). To delete it, revert it to revision 0: "
-                        f"`/undo {rec.id} 0` in the terminal, or History & undo in the studio (a logged "
-                        "decision you can revert)."))
+    if rec.kind in ("scene", "character", "location", "prop"):
+        return structure_proposal(tc, "remove", {"record": rec.id}, tc.text or f"remove {rec.id}")
+    return Outcome(say=(f"Removing {display(rec)} is not a proposal the writers' room makes (it is part of the "
+                        "series' plan); revise it instead, or revert it in History & undo (a logged decision)."))
 
 
 def reorder(tc: ToolContext, args: ReorderArgs) -> Outcome:
@@ -225,9 +259,12 @@ def reorder(tc: ToolContext, args: ReorderArgs) -> Outcome:
 
     cat = Catalog.of(tc.ctx.canon)
     if args.what == "scenes":
-        return Outcome(say=("Reordering scenes is not possible yet: a scene's number is part of its id, and "
-                            "its shots, takes and motion refer to it. Revise the scenes' content instead "
-                            "(for example “rewrite scene 2 as the flashback”), each as its own proposal."))
+        episode = args.episode
+        if episode is None:
+            named = cat.get(args.scene) if args.scene else None
+            episode = int(named.data.get("episode", 1)) if named is not None and named.kind == "scene" else 1
+        return structure_proposal(tc, "reorder", {"episode": episode, "new_order": list(args.new_order)},
+                                  tc.text or f"reorder scenes {args.new_order}")
     scene = scene_for(cat, args.scene, tc)
     plan = revisions.current_plan(tc.ctx.canon, scene.id)
     n = len(plan["shots"])
@@ -247,19 +284,64 @@ def reorder(tc: ToolContext, args: ReorderArgs) -> Outcome:
 
 
 def split_scene(tc: ToolContext, args: SplitSceneArgs) -> Outcome:
-    scene = scene_for(Catalog.of(tc.ctx.canon), args.scene, tc)
-    return Outcome(say=(f"Splitting {display(scene)} is not possible yet: the writers' room has no proposal "
-                        "that turns one scene into two. You can add a scene (“add a scene where …”) and "
-                        "rewrite this one's lines to end earlier, each as its own proposal."))
+    cat = Catalog.of(tc.ctx.canon)
+    scene = scene_for(cat, args.scene, tc)
+    at: int | str | None = args.at
+    named = cat.line(args.scene) if args.scene else None
+    if at is None and named is not None:   # "split scene 2 at Ren's line" named the line itself
+        at = int(named.data.get("number", 0))
+    words = args.instruction or tc.text
+    if at is None and (m := re.search(r"\b(after\s+)?line\s*(\d+)\b", words, re.IGNORECASE)):
+        at = int(m.group(2)) + (1 if m.group(1) else 0)
+    if at is None and (m := re.search(r"\b(where|when|at|before|from|after)\s+(?!line\b)(.{3,})", words, re.IGNORECASE)):
+        from agent import structure
+
+        try:   # "split scene 2 where Ren answers", "… after Aiko's question"
+            at = structure.line_at(scene, m.group(2)) + (1 if m.group(1).lower() == "after" else 0)
+        except structure.StructureError:
+            at = None
+    if at is None:
+        n = len(scene.data.get("lines", []))
+        raise ToolError(f"Where should {display(scene)} split? Name the line the second scene starts with "
+                        f"(2 to {n}), e.g. “split scene {scene.data.get('number')} at line {max(2, (n + 2) // 2)}”")
+    return structure_proposal(tc, "split", {"scene": scene.id, "at": at, "title": args.title},
+                              tc.text or f"split {scene.id} at {at}")
 
 
 def merge_scenes(tc: ToolContext, args: MergeScenesArgs) -> Outcome:
     cat = Catalog.of(tc.ctx.canon)
     first = scene_for(cat, args.first, tc)
-    second = scene_for(cat, args.second, tc)
-    return Outcome(say=(f"Merging {display(first)} and {display(second)} is not possible yet: there is no "
-                        "proposal that deletes a scene. You can rewrite one scene's lines to hold both "
-                        f"(“rewrite the lines of scene {first.data.get('number')} to include …”)."))
+    if args.second:
+        second = scene_for(cat, args.second, tc)
+    else:   # "merge scene 2 with the next one"
+        n, episode = int(first.data.get("number", 0)), int(first.data.get("episode", 1))
+        second = next((s for s in cat.scenes if int(s.data.get("episode", 1)) == episode
+                       and int(s.data.get("number", 0)) == n + 1), None)
+        if second is None:
+            raise ToolError(f"{display(first)} is the last scene of episode {episode}; name the scene to merge it with")
+    return structure_proposal(tc, "merge", {"first": first.id, "second": second.id},
+                              tc.text or f"merge {first.id} and {second.id}")
+
+
+def structure_proposal(tc: ToolContext, op: str, args: dict[str, Any], request: str) -> Outcome:
+    """A structural edit (agent.structure) as a ready proposal for the card: nothing changes canon
+    until the director accepts it; `undo` reverts all of it."""
+    from agent import structure
+    try:
+        data = structure.plan(op, tc.ctx.canon, args)
+    except structure.StructureError as exc:
+        raise ToolError(str(exc)) from exc
+    retrieved = sorted(data["base"])
+    task: Task = {"kind": structure.KIND, "target_id": None, "request": request}
+    task["structure"] = {"op": op, "args": args}  # type: ignore[typeddict-unknown-key]
+    pending: Pending = {"proposal_id": uuid.uuid4().hex[:12], "kind": structure.KIND, "target_id": None,
+                        "data": data, "failure": None, "retrieved": retrieved, "attempt": 1, "seed": 0,
+                        "warnings": list(data.get("warnings", []))}
+    tc.ctx.ledger.append(actor="assistant", action="propose", record_id=None, kind=structure.KIND,
+                         inputs={"proposal_id": pending["proposal_id"], "task": task, "data": data,
+                                 "retrieved": retrieved, "notes": []}, note=data["summary"])
+    return Outcome(say=f"Proposal: {data['summary']}. Review it on the card; nothing changes until you accept, "
+                       "and undo puts it all back.", prepared=pending, prepared_task=task)
 
 
 def rewrite_lines(tc: ToolContext, args: RewriteLinesArgs) -> Outcome:
@@ -274,16 +356,16 @@ TOOLS = (
          refs=(("record", REVISABLE),)),
     Tool("add", "Propose a new character, location, prop, scene or shot from a brief.",
          AddArgs, add, "revise", target=lambda a: a.kind),
-    Tool("remove", "Propose removing a shot or a line (other records: says how to delete them).",
+    Tool("remove", "Propose removing a scene, character, location, prop, shot or line (undo restores it).",
          RemoveArgs, remove, "revise", target=lambda a: a.record,
          refs=(("record", REVISABLE),)),
-    Tool("reorder", "Propose a new order for a scene's shots (scenes cannot be reordered yet).",
+    Tool("reorder", "Propose a new order for an episode's scenes or a scene's shots.",
          ReorderArgs, reorder, "revise", target=lambda a: a.scene or a.what,
          refs=(("scene", SCENEISH),)),
-    Tool("split_scene", "Split a scene in two (not possible yet; says what to do instead).",
+    Tool("split_scene", "Propose splitting a scene in two at a line (its shots, takes and motion follow).",
          SplitSceneArgs, split_scene, "revise", target=lambda a: a.scene,
          refs=(("scene", SCENEISH),)),
-    Tool("merge_scenes", "Merge two scenes (not possible yet; says what to do instead).",
+    Tool("merge_scenes", "Propose merging two adjacent scenes into one.",
          MergeScenesArgs, merge_scenes, "revise", target=lambda a: a.first,
          refs=(("first", SCENEISH), ("second", SCENEISH))),
     Tool("rewrite_lines", "Propose new dialogue for a scene, following an instruction.",

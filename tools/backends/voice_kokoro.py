@@ -6,7 +6,8 @@ Kokoro reads through its own vocabulary, with the package's ``voices_ja.npz`` st
 slight Japanese accent). Japanese needs ``pyopenjtalk-plus`` (optional, `JA_INSTALL_HINT`) for
 kanji readings. Two voices' style vectors mix into a further voice (``VoiceProfile.blend``).
 
-The model is run through our own onnxruntime session (one thread, loaded once per instance) rather
+The model is run through our own onnxruntime session (one intra-op thread, sequential execution, every
+graph optimisation; loaded once per instance and reused for every line) rather
 than the package's (all cores, Japanese frontend at load). When the ``onnx`` package is present the
 graph also returns its predicted phoneme durations (``/encoder/Clip_output_0``, in units of 600
 samples at 24 kHz), which become the take's mouth track (`tools.lipsync`).
@@ -83,6 +84,8 @@ class KokoroVoiceSynth:
         self.has_durations = False
         self.load_count = 0
         self.load_seconds = 0.0
+        self.model_seconds = 0.0     # wall time inside the model call alone (bench/voices.py: kokoro_model_rtf)
+        self.model_cpu_seconds = 0.0  # this thread's CPU time there (one intra-op thread runs on the caller)
 
     @classmethod
     def is_available(cls) -> bool:
@@ -131,6 +134,8 @@ class KokoroVoiceSynth:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self._threads
             options.inter_op_num_threads = 1
+            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
             try:
                 self._session = onnxruntime.InferenceSession(model, sess_options=options,
                                                              providers=["CPUExecutionProvider"])
@@ -215,10 +220,13 @@ class KokoroVoiceSynth:
             feeds = {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
                      "style": self._style(voice, blend, len(tokens)),
                      "speed": np.array([speed], dtype=np.float32)}
+            started, cpu_started = time.perf_counter(), time.thread_time()
             try:
                 outputs = session.run(None, feeds)
             except Exception as exc:  # onnxruntime's errors are untyped
                 raise BackendError(f"Kokoro failed on {text[:40]!r} ({exc})") from exc
+            self.model_seconds += time.perf_counter() - started
+            self.model_cpu_seconds += time.thread_time() - cpu_started
             audio = np.asarray(outputs[0], dtype=np.float32).ravel()
             pieces.append(audio)
             if self.has_durations and len(outputs) > 1:
