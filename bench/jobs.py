@@ -6,7 +6,11 @@ Usage: .venv/bin/python bench/jobs.py [--jobs 40] [--burn-jobs 20] [--no-ray]
   work submitted one job at a time (submit -> wait) to the in-process runner and to a RayJobRunner on
   a local Ray cluster (`ray.init(num_cpus=2)`), in interleaved rounds; overhead = median job latency
   - median direct call;
-- Ray speed-up: 20 CPU-bound fake jobs on 2 Ray actors vs on 1 (actors warmed up first).
+- Ray speed-up: 20 CPU-bound fake jobs on 2 Ray actors vs on 1 (actors warmed up first);
+- the studio while drafting: a session (scripted test LLM, real canon/bible/checkpointer) whose card
+  drafts 20 panel candidates as jobs with a slow fake painter (a sleep and a tiny PNG per panel) is
+  asked a bible question over and over; each answer's latency through `DirectorSession.send`, against
+  the same question asked with nothing drafting (same run).
 
 Prints progress lines, then LAST one JSON line:
   jobs_overhead_ms_inprocess   median ms a job costs on top of the direct call (goal <= 20)
@@ -15,6 +19,8 @@ Prints progress lines, then LAST one JSON line:
   process_parallel_speedup     the same 20 jobs on a plain 1- vs 2-process pool, same run: what the machine's
                                load allowed (Ray's figure is only meaningful next to it)
   landing_write_ms             the durable write of one result file alone (fsyncs; the disk's share of the overhead)
+  ui_answer_ms_p95_while_drafting   p95 ms of a bible question answered while 20 panels draft (goal <= 500)
+  ui_answer_ms_p95_idle             the same question with nothing drafting (the baseline)
   direct_ms, burn_job_s, load_avg_1m, cpus   the baselines and the machine's state while measuring
 """
 from __future__ import annotations
@@ -128,6 +134,72 @@ def burn_wall_s(ray_runner_cls, project_parent: Path, actors: int, jobs: int, n:
         runner.close()
 
 
+class SleepyPainter:
+    """A `PanelPainter` that sleeps `delay` seconds and writes a tiny PNG (no CPU of its own)."""
+
+    name = "sleepy"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def paint(self, request, out_dir: Path):
+        from PIL import Image
+
+        from tools.backends.protocols import PanelResult
+
+        time.sleep(self.delay)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{request.shot_id}-s{request.seed}.png"
+        Image.new("RGB", (9, 16), "navy").save(path)
+        return PanelResult(image=path, seed=request.seed, model="sleepy")
+
+
+def answers_while_drafting(parent: Path, *, panels: int, questions: int, paint_s: float) -> dict[str, float]:
+    """p95 latency of a bible question through the session, idle and while `panels` draft as jobs."""
+    from agent.context import Targets
+    from tests.fakes import (
+        ScriptedChatModel,  # a deterministic LLM: the figure is the session's, not a model's
+    )
+    from tools.jobs.inprocess import InProcessJobRunner
+    from tools.jobs.roles import painter_role_for
+    from ui.session import DirectorSession
+
+    def p95(values: list[float]) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+    project = create_project(parent, "drafting")
+    painter = SleepyPainter(paint_s)
+    runner = InProcessJobRunner(project, Registry([painter_role_for(painter)]))
+    targets = Targets(characters=1, locations=1, props=0, episodes=1, scenes=1)
+    with DirectorSession(project, ScriptedChatModel(), targets=targets, painter=painter, candidates=panels,
+                         job_runner=runner) as s:
+        s.start()
+        view = s.send("A shrine maiden hears rain spirits.")
+        times: dict[str, list[float]] = {"idle": [], "drafting": []}
+        for _ in range(questions):             # nothing drafting yet: the writers' room's first card
+            start = time.perf_counter()
+            s.send("What does Aiko wear?")
+            times["idle"].append((time.perf_counter() - start) * 1000)
+        view = s.view()
+        while view.pending["kind"] in ("series", "character", "location", "outline", "beats", "scene"):
+            view = s.decide({"type": "accept"})
+        drafting = (view.pending.get("data") or {}).get("drafting")
+        if not drafting or len(drafting["jobs"]) != panels:
+            raise SystemExit(f"expected a card drafting {panels} panels, got {view.pending}")
+        for _ in range(questions):
+            start = time.perf_counter()
+            s.send("What does Aiko wear?")
+            times["drafting"].append((time.perf_counter() - start) * 1000)
+        still = (s.view().pending.get("data") or {}).get("drafting")
+        if not still or still["done"] >= still["total"]:
+            raise SystemExit("the panels finished before the questions did; raise --paint-s")
+        for job_id in drafting["jobs"]:
+            runner.cancel(job_id)
+    return {"ui_answer_ms_p95_while_drafting": round(p95(times["drafting"]), 1),
+            "ui_answer_ms_p95_idle": round(p95(times["idle"]), 1)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=40, help="jobs for the overhead medians (default 40)")
@@ -135,12 +207,20 @@ def main() -> int:
     parser.add_argument("--burn-n", type=int, default=2_000_000, help="arithmetic rounds per CPU-bound job")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds for the overheads (default 4)")
     parser.add_argument("--no-ray", action="store_true", help="only the in-process runner")
+    parser.add_argument("--questions", type=int, default=20, help="questions asked while drafting (default 20)")
+    parser.add_argument("--panels", type=int, default=20, help="panels drafting meanwhile (default 20)")
+    parser.add_argument("--paint-s", type=float, default=0.5, help="the slow fake painter's seconds per panel")
     args = parser.parse_args()
 
     result: dict[str, object] = {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)}
     from tools.jobs.inprocess import InProcessJobRunner
 
     with tempfile.TemporaryDirectory(prefix="storyreel-bench-jobs-") as tmp:
+        answers = answers_while_drafting(Path(tmp), panels=args.panels, questions=args.questions,
+                                         paint_s=args.paint_s)
+        result.update(answers)
+        print(f"a bible question while {args.panels} panels draft: p95 {answers['ui_answer_ms_p95_while_drafting']} ms "
+              f"(idle: {answers['ui_answer_ms_p95_idle']} ms)", flush=True)
         ray = None
         runners = {"inprocess": InProcessJobRunner(create_project(Path(tmp), "inprocess"), registry())}
         if not args.no_ray:

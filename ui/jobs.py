@@ -1,7 +1,8 @@
-"""Background jobs for heavy work (renders), behind one small interface.
+"""Background renders: one episode cut at a time in a worker thread, with progress.
 
-A job runs in a worker thread and reports progress; the studio polls it, so the chat stays usable
-while an episode renders. The same interface could hand the work to a pool of GPU workers.
+The studio polls the render (`DirectorSession.jobs`), so the chat stays usable while an episode
+renders. Model work (painting, voices, image-to-video) runs as jobs of `tools.jobs` instead (its
+`JobRunner` Protocol: lanes in-process, or Ray actors).
 """
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ class Job:
         return self.state in ("queued", "running")
 
 
-class JobRunner:
+class RenderJobs:
+    """Named background jobs in threads (renders); one job of a name at a time."""
+
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()

@@ -1,7 +1,8 @@
 """Built-in job roles: the project's painter and voices as work functions, plus their spec builders.
 
 `painter_role(section)` builds the painter the project's [painter] table names (animatic, diffusers,
-openai) once per worker; `panel_spec` turns a `PanelRequest` into a JSON `JobSpec` whose reference
+openai) once per worker (`painter_role_for(painter)` wraps one the process already has: the session's
+in-process runner, a test's fake); `panel_spec` turns a `PanelRequest` into a JSON `JobSpec` whose reference
 sheet and background travel as inputs. `tts_role` does the same for takes (`speech_spec`). The
 factories are module-level `functools.partial`s, so Ray can ship them to its actors.
 """
@@ -60,7 +61,11 @@ def panel_request(payload: dict[str, Any], ctx: WorkContext) -> PanelRequest:
 def _painter_work(section: dict[str, Any] | None) -> WorkFn:
     from tools.backends.factory import painter_from_settings
 
-    painter = painter_from_settings(section)        # loaded once per worker / actor
+    return _paint_with(painter_from_settings(section))        # loaded once per worker / actor
+
+
+def _paint_with(painter: Any) -> WorkFn:
+    """The painter work function around one `PanelPainter`."""
 
     def paint(payload: dict[str, Any], ctx: WorkContext) -> WorkOutput:
         request = panel_request(payload, ctx)
@@ -77,6 +82,25 @@ def _painter_work(section: dict[str, Any] | None) -> WorkFn:
                        "variants": {k: name(v) for k, v in result.variants.items()}}
         return output
     return paint
+
+
+def _given(painter: Any) -> WorkFn:
+    return _paint_with(painter)
+
+
+def painter_role_for(painter: Any) -> Role:
+    """The painter role around a painter this process already has (the session's, a test's fake):
+    every in-process worker thread shares that one instance. For Ray use `painter_role(section)`,
+    which builds the painter on each actor."""
+    return Role("painter", functools.partial(_given, painter), lane="gpu")
+
+
+def painter_model(painter: Any) -> str:
+    """The model id of a painter job (part of its key): the backend name and its checkpoint, if any."""
+    name = str(getattr(painter, "name", type(painter).__name__))
+    config = getattr(painter, "config", None)
+    checkpoint = getattr(config, "model", None) or getattr(painter, "model", None)
+    return f"{name}:{checkpoint}" if isinstance(checkpoint, str) and checkpoint else name
 
 
 def painter_role(section: dict[str, Any] | None = None) -> Role:
