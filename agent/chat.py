@@ -20,6 +20,7 @@ from langgraph.types import Command
 
 from agent import prompts, revisions
 from agent.context import DirectorContext
+from agent.kinds import lookup
 from agent.router import Route, router_for
 from agent.state import DirectorState, Pending, Task
 from agent.tools import Outcome, ToolContext
@@ -29,7 +30,6 @@ from memory.errors import StoryreelError
 # What questions are answered from: the bible's prose (not shots or translated lines).
 BIBLE_KINDS = ("series", "style", "character", "location", "prop", "outline", "episode", "beats", "scene",
                "shot", "voice", "glossary", "line")
-EDITABLE_KINDS = ("character", "location", "prop", "style", "series", "outline", "beats", "scene")
 
 
 def _say(text: str) -> dict[str, str]:
@@ -39,7 +39,8 @@ def _say(text: str) -> dict[str, str]:
 def _draft_note(state: DirectorState, route: Route) -> bool:
     """The message is about the new draft on the card (not yet canon): a note for its next draft."""
     pending = state.get("pending") or {}
-    if not pending or pending.get("target_id") or pending.get("kind") not in EDITABLE_KINDS or not pending.get("data"):
+    if (not pending or pending.get("target_id") or not lookup(pending.get("kind")).chat_notes
+            or not pending.get("data")):
         return False
     if route.question:
         return True
@@ -130,11 +131,13 @@ def _replans_card(ctx: DirectorContext, items: list[tuple[Task, list[str], Pendi
     """A shot-plan change for the scene of the panel on the card: the panel is drawn again after it
     (its old candidates show the old plan), so the card is not kept as it was."""
     pending = state.get("pending") or {}
-    if pending.get("kind") != "panel":
+    if lookup(pending.get("kind")).media != "images":   # a picture on the card (of a shot, or not)
         return False
     shot = ctx.canon.live(str((pending.get("data") or {}).get("subject") or (state.get("task") or {}).get("subject")))
-    scene = shot.data.get("scene_id") if shot is not None else None
-    return any(task.get("kind") == "shots" and task.get("scene_id") == scene for task, _, _ in items)
+    scene = shot.data.get("scene_id") if shot is not None and shot.kind == "shot" else None
+    # a kind drafted from its scene (`needs_scene`: the shot plan) for the picture's scene
+    return scene is not None and any(lookup(task.get("kind")).needs_scene and task.get("scene_id") == scene
+                                     for task, _, _ in items)
 
 
 def _same_card(task: Task, state: DirectorState) -> bool:

@@ -87,6 +87,10 @@ class DirectorContext:
     animator: Any = None                     # image-to-video backend (DiffusersMotion); None: camera moves
     clip_frames: int = 16
     project: Project | None = None           # the one path resolver; default: a Project at project_root
+    job_runner: Any = None                   # tools.jobs.JobRunner: pictures are drafted as jobs (the card
+                                             # shows them drafting); None: painted inside the graph step
+    renderer: Any = None                     # EpisodeRenderer (agent.tools.actions): the `render` tool starts
+                                             # the studio's background render job; None: renders at once
 
     def __post_init__(self) -> None:
         if self.project is None:

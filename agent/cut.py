@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from agent.context import DirectorContext, as_project
 from agent.state import Task
-from agent.storyboard import image_record_id, ordered_scenes, shots_of
+from agent.storyboard import image_record_id, shots_of
 from agent.voices import PRIMARY_LANGUAGE, line_text, take_id
 from memory.canon import Canon, Record
 from memory.errors import InputError, StoryreelError
@@ -40,10 +40,13 @@ def episode_scenes(canon: Canon, episode: int = 1) -> list[Record]:
 
 def next_cut_task(canon: Canon, ctx: DirectorContext) -> Task | None:
     """A motion proposal for each scene whose panels and takes are all accepted and has none yet
-    (its timing comes from the takes: before they exist the card could only fail)."""
+    (its timing comes from the takes: before they exist the card could only fail); for the episode
+    being planned (agent.episodes), else every started episode in order."""
+    from agent.episodes import planning_episodes
+
     if ctx.painter is None:
         return None
-    for scene in episode_scenes(canon):
+    for scene in [sc for ep in planning_episodes(canon) for sc in episode_scenes(canon, ep)]:
         shots = shots_of(canon, scene.id)
         voiced = all(canon.live(take_id(str(ln.get("id")), PRIMARY_LANGUAGE)) for ln in scene.data.get("lines", []))
         if shots and voiced and all(canon.live(image_record_id("panel", s.id)) for s in shots) \
@@ -257,7 +260,8 @@ def render_preview(ctx: DirectorContext, scene_id: str, motion: dict[str, Any], 
 
     from tools.render import render_episode
 
-    spec = episode_spec(ctx.canon, ctx.project, scenes=[scene_id], width=270, height=480, fps=24,
+    episode = int(ctx.canon.get(scene_id).data.get("episode") or 1)   # the scene's own episode
+    spec = episode_spec(ctx.canon, ctx.project, episode=episode, scenes=[scene_id], width=270, height=480, fps=24,
                         require_motion=False, preset="ultrafast", guides=True,
                         captions=render_options(ctx.project).captions)
     by_id = {m["shot_id"]: m for m in motion["shots"]}

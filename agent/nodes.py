@@ -143,6 +143,10 @@ def review(state: DirectorState, runtime: Runtime[DirectorContext]
         text = decision["text"].strip()
         return Command(goto="respond", update={"reply": text,
                                                "messages": [{"role": "user", "content": text}]})
+    if decided == "jobs_done":   # a drafting card's jobs are done (sent by the session): the kind's
+        if not (pending.get("data") or {}).get("drafting"):
+            return Command(goto="review")   # not drafting (any more): the card stays as it is
+        return kind.review(kind, state, dict(decision), pending)
     if decided in ("accept", "edit", "upload"):
         return kind.review(kind, state, dict(decision), pending)
     ctx = runtime.context

@@ -50,6 +50,12 @@ TASKS = {
     ),
 }
 
+#: Added to the beats task of episode 2 on: the series continues from the cliffhanger before.
+BEATS_NEXT = (
+    "Episode {episode} continues the series: its hook opens right where episode {previous} ended (the "
+    "cliffhanger given above) and names what happened there; stay consistent with the facts listed."
+)
+
 REVISE = (
     "Revise this existing {kind} record as the director asks, keeping everything else the same.\n"
     "Director's request: {request}\nCurrent record: {current}"
@@ -79,6 +85,8 @@ def proposal_messages(*, kind: str, premise: str, bible: list[str], task: dict[s
         instruction = (instruction or TASKS[kind]).format(
             episodes=episodes, episode=task.get("episode", 1), number=task.get("number", 1),
             scene_id=task.get("scene_id", ""))
+        if kind == "beats" and int(task.get("episode", 1)) > 1:
+            instruction += "\n" + BEATS_NEXT.format(episode=task["episode"], previous=int(task["episode"]) - 1)
         if task.get("request"):
             instruction += f"\nDirector's request: {task['request']}"
     parts = [f"Premise: {premise}", _bible_block(bible), instruction]

@@ -11,11 +11,8 @@ from langgraph.types import interrupt
 
 from memory.errors import InputError
 
-DecisionType = Literal["accept", "edit", "reject", "redo", "chat", "upload", "open", "skip"]
-DECISION_TYPES = ("accept", "edit", "reject", "redo", "chat", "upload", "open", "skip")
-#: What an `open` decision may put on the card, and the task field naming its subject.
-OPEN_KINDS = {"reference": "subject", "background": "subject", "panel": "subject", "shots": "scene_id",
-              "motion": "scene_id", "casting": "subject", "take": "subject"}
+DecisionType = Literal["accept", "edit", "reject", "redo", "chat", "upload", "open", "skip", "jobs_done"]
+DECISION_TYPES = ("accept", "edit", "reject", "redo", "chat", "upload", "open", "skip", "jobs_done")
 #: Fields of proposal data that hold project paths; an edit may not point them anywhere else.
 PATH_FIELDS = ("path", "clip", "preview", "audition", "layers", "variants", "upload")
 ACTORS = ("human", "auto")
@@ -32,6 +29,8 @@ class Decision(TypedDict, total=False):
     path: str                 # upload: the imported file, relative to the project
     task: dict[str, Any]      # open: a storyboard item to review now, e.g. {"kind": "panel", "subject": shot}
     proposal_id: str          # the card the decision was made on; the session refuses it for any other card
+    results: list[dict[str, Any]]  # jobs_done: each job's {"job_id", "files": {name: path}, "data"}, in
+                                   # the card's order (sent by the session when a drafting card's jobs are done)
 
 
 class ReviewRequest(TypedDict, total=False):
@@ -72,6 +71,8 @@ def check_decision(raw: Any) -> Decision:
         _check_paths_in(decision["data"], "the edit")
     if decision["type"] == "open":
         check_open_task(decision.get("task"))
+    if decision["type"] == "jobs_done":
+        check_job_results(decision.get("results"))
     if "proposal_id" in decision and not isinstance(decision["proposal_id"], str):
         raise InputError(f"proposal_id must be the card's id (a string), not {decision['proposal_id']!r}")
     if "choice" in decision and not isinstance(decision["choice"], int):
@@ -80,6 +81,19 @@ def check_decision(raw: Any) -> Decision:
         raise InputError(f"the rejection note is {len(decision['note']):,} characters; "
                          f"keep it under {MAX_MESSAGE_CHARS:,}")
     return decision
+
+
+def check_job_results(results: Any) -> list[dict[str, Any]]:
+    """The results a jobs_done decision carries: per job, its files as project-relative paths."""
+    if not isinstance(results, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("files"), dict) and isinstance(r.get("data", {}), dict)
+            for r in results):
+        raise InputError(f"a jobs_done decision needs 'results': one {{'files': {{name: path}}, 'data': {{…}}}} "
+                         f"per job, not {results!r:.200}; the session sends it when a card's jobs are done")
+    for r in results:
+        for name, path in r["files"].items():
+            check_project_path(path, f"the job result file {name!r}")
+    return results
 
 
 def check_project_path(path: Any, what: str = "the path") -> str:
@@ -115,14 +129,24 @@ def _check_paths_in(value: Any, where: str, key: str | None = None) -> None:
         check_project_path(value, where)
 
 
+def open_kinds() -> dict[str, str]:
+    """What an `open` decision may put on the card (the kinds whose `opens` flag is set, in
+    agent.kinds), each with the task field naming its subject."""
+    from agent.kinds import KINDS
+
+    return {name: kind.opens for name, kind in KINDS.items() if kind.opens}
+
+
 def check_open_task(task: Any) -> dict[str, Any]:
     """An item to put on the card: a known kind and the id of its subject."""
+    from agent.kinds import lookup
+
     if not isinstance(task, dict):
         raise InputError("an open decision needs a 'task' such as {'kind': 'panel', 'subject': SHOT_ID}")
     kind = task.get("kind")
-    if kind not in OPEN_KINDS:
-        raise InputError(f"cannot open {kind!r}; open one of {', '.join(OPEN_KINDS)}")
-    field = OPEN_KINDS[kind]
+    field = lookup(kind if isinstance(kind, str) else None).opens
+    if not field:
+        raise InputError(f"cannot open {kind!r}; open one of {', '.join(open_kinds())}")
     subject = task.get(field)
     if not isinstance(subject, str) or not subject.strip() or len(subject) > 200 or "\x00" in subject:
         raise InputError(f"opening a {kind} needs its record id as {field!r} (e.g. scene-ep1-1-s1), "

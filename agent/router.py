@@ -113,7 +113,7 @@ def _index(embedder: Any, path: Path) -> _Index:
 # What each tool acts on: the record kinds its target may be (first preferred); () = no target.
 TARGETS: dict[str, tuple[str, ...]] = {
     "ask_bible": (), "status": (), "render": (), "dub": (), "pronounce": (), "add": (), "reorder": (),
-    "merge_scenes": (), "undo": (),
+    "merge_scenes": (), "undo": (), "start_episode": (),
     "show": ("character", "location", "prop", "shot", "line", "scene", "episode", "style", "series", "outline",
              "beats"),
     "revise": ("character", "location", "prop", "shot", "line", "scene", "episode", "style", "series", "outline",
@@ -251,6 +251,14 @@ class OfflineRouter:
         if tool == "status":
             ep = next((m.record for m in mentions if m.record.kind == "episode"), None)
             return {"episode": ep.data.get("number") if ep else None}
+        if tool == "start_episode":   # "next episode": None, the one after the last started
+            said = re.search(rf"\b(?:episode|ep)\.?\s*#?{R._NUM}\b", lowered) or re.search(
+                rf"\b{R._ORD}\s+episode\b", lowered)
+            ep = next((m.record for m in mentions if m.record.kind == "episode"), None)
+            number = R.number(said.group(1)) if said else None
+            if number is None and ep is not None:
+                number = int(ep.data.get("number", 0)) or None
+            return {"episode": number}
         if tool == "render":
             ep = next((m.record for m in mentions if m.record.kind == "episode"), None)
             return {"episode": int(ep.data.get("number", 1)) if ep else 1, "preview": "preview" in lowered}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_serializer
 
 Short = Field(min_length=1, max_length=80)
 
@@ -71,13 +71,63 @@ class SeriesProposal(_Proposal):
         return [palette_colour(v) for v in value]
 
 
-class CharacterProposal(_Proposal):
+class NewCharacterProposal(_Proposal):
+    """A character as the model drafts a new one (look variants come later, by revision or edit)."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, title="CharacterProposal")
+
     name: str = Field(min_length=1, max_length=40)
     role: str = Field(min_length=1, max_length=60)
     age: str = Field(default="", max_length=30)
     personality: str = Field(min_length=1, max_length=240)
     look_tags: list[str] = Field(min_length=2, max_length=10)
     voice_notes: str = Field(default="", max_length=160)
+
+
+class CharacterProposal(NewCharacterProposal):
+    #: look variants valid from an episode on (outfit, hair, injury, tags): memory.looks
+    looks: list[LookVariant] = Field(default_factory=list, max_length=12)
+
+    @field_validator("looks", mode="before")
+    @classmethod
+    def _drop_empty_variants(cls, value: Any) -> Any:
+        """An empty row of the edit form (no outfit, hair, injury or tags) is no variant."""
+        if isinstance(value, list):
+            return [v for v in value if not isinstance(v, dict)
+                    or any(v.get(k) for k in ("outfit", "hair", "injury", "tags"))]
+        return value
+
+    @model_serializer(mode="wrap")
+    def _no_empty_looks(self, handler: Any) -> Any:
+        """A character without variants stores no `looks` key (records stay as they were)."""
+        data = handler(self)
+        if isinstance(data, dict) and not data.get("looks"):
+            data.pop("looks", None)
+        return data
+
+
+class LookVariant(_Proposal):
+    """A character's look from `from_episode` on (until `until_episode`, when set): memory.looks."""
+
+    from_episode: int = Field(ge=1, le=999)
+    until_episode: int | None = Field(default=None, ge=1, le=999)
+    outfit: str = Field(default="", max_length=120)
+    hair: str = Field(default="", max_length=80)
+    injury: str = Field(default="", max_length=80)
+    tags: list[str] = Field(default_factory=list, max_length=8)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags_as_list(cls, value: Any) -> Any:
+        return split_words_list(value) if value is not None else []
+
+    @field_validator("until_episode")
+    @classmethod
+    def _until_after_start(cls, value: int | None, info: Any) -> int | None:
+        start = info.data.get("from_episode")
+        if value is not None and isinstance(start, int) and value < start:
+            raise ValueError(f"until_episode {value} is before from_episode {start}; use {start} or later, or null")
+        return value
 
 
 class LocationProposal(_Proposal):

@@ -48,6 +48,7 @@ class Pending(TypedDict, total=False):
     draft: dict[str, Any] | None     # a failed proposal: a valid starting draft (model fields + defaults)
     fallbacks: list[str]             # which fields of `draft` are defaults, and why
     proposed: dict[str, Any] | None  # an edit: the proposal as it was on the card (None: written from scratch)
+    continuity: list[str]            # continuity warnings on the card (agent.kinds.facts); accepting logs them
 
 
 class DirectorState(TypedDict, total=False):

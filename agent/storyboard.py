@@ -16,7 +16,9 @@ from typing import Any
 from agent.context import DirectorContext
 from agent.state import Task
 from memory.canon import Canon, Record
+from memory.continuity import Fact, all_facts
 from memory.errors import InputError, RecordNotFoundError
+from memory.looks import apply_looks
 from tools.backends.protocols import CharacterInShot, PanelRequest
 
 PAINT_KIND = {"reference": "character_sheet", "background": "background", "panel": "panel"}
@@ -32,12 +34,20 @@ def shots_of(canon: Canon, scene_id: str) -> list[Record]:
     return sorted(canon.children("shot", "scene_id", scene_id), key=lambda r: r.data.get("index", 0))
 
 
-def ordered_scenes(canon: Canon) -> list[Record]:
-    return sorted(canon.list("scene"), key=lambda r: (r.data.get("episode", 0), r.data.get("number", 0)))
+def ordered_scenes(canon: Canon, episodes: list[int] | None = None) -> list[Record]:
+    """Scenes in story order; only those of `episodes` when given (indexed lookups)."""
+    if episodes is None:
+        scenes = canon.list("scene")
+    else:
+        scenes = [sc for ep in episodes for sc in canon.children("scene", "episode", ep)]
+    return sorted(scenes, key=lambda r: (r.data.get("episode", 0), r.data.get("number", 0)))
 
 
 def next_storyboard_task(canon: Canon, ctx: DirectorContext) -> Task | None:
-    """Reference sheets, then backgrounds, then each scene's shot plan and its panels, in order."""
+    """Reference sheets, then backgrounds, then each scene's shot plan and its panels, in order
+    (the scenes of the episode being planned: agent.episodes)."""
+    from agent.episodes import planning_episodes
+
     if ctx.painter is None:
         return None
     for char in canon.list("character"):
@@ -46,22 +56,23 @@ def next_storyboard_task(canon: Canon, ctx: DirectorContext) -> Task | None:
     for loc in canon.list("location"):
         if not canon.live(image_record_id("background", loc.id)):
             return {"kind": "background", "target_id": None, "subject": loc.id}
-    for scene in ordered_scenes(canon):
+    episodes = planning_episodes(canon)
+    for scene in ordered_scenes(canon, episodes):
         shots = shots_of(canon, scene.id)
         if not shots:
             return {"kind": "shots", "target_id": None, "scene_id": scene.id}
         for shot in shots:
             if not canon.live(image_record_id("panel", shot.id)):
                 return {"kind": "panel", "target_id": None, "subject": shot.id}
-    return _next_redraw(canon, getattr(ctx.painter, "name", None))
+    return _next_redraw(canon, getattr(ctx.painter, "name", None), episodes)
 
 
-def _next_redraw(canon: Canon, painter: str | None) -> Task | None:
+def _next_redraw(canon: Canon, painter: str | None, episodes: list[int] | None = None) -> Task | None:
     """The first accepted picture that is stale (its character, place, shot, style or painter changed,
     e.g. after a revert): the agent proposes redrawing it, sheets first, then backgrounds, then panels."""
     subjects = [("reference", [c.id for c in canon.list("character")]),
                 ("background", [loc.id for loc in canon.list("location")]),
-                ("panel", [sh.id for sc in ordered_scenes(canon) for sh in shots_of(canon, sc.id)])]
+                ("panel", [sh.id for sc in ordered_scenes(canon, episodes) for sh in shots_of(canon, sc.id)])]
     for kind, ids in subjects:
         for subject in ids:
             image = canon.live(image_record_id(kind, subject))
@@ -105,21 +116,27 @@ def shot_speaker(canon: Canon, shot: dict[str, Any]) -> tuple[dict[str, Any] | N
 def made_from(canon: Canon, kind: str, subject: str) -> dict[str, Any]:
     """The revisions an image depends on; a later change to any of them makes the image stale."""
     deps: dict[str, Any] = {"style": _rev(canon, "style")}
-    if kind == "reference":
-        deps["character"] = [subject, _rev(canon, subject)]
+    if kind == "reference":   # the sheet is drawn in the character's base look (episode 1's)
+        rec = canon.get(subject)
+        deps["character"] = [subject, look_signature(rec, 1, all_facts(canon)) if rec.kind == "character"
+                             else rec.rev]
     elif kind == "background":
         deps["location"] = [subject, _rev(canon, subject)]
     else:
         shot = canon.get(subject)
         deps["shot"] = [subject, shot.rev]
+        episode = shot_episode(canon, shot.data)
+        facts = all_facts(canon)
         chars = {}
         for ch in shot.data.get("characters", []):
             rec = _by_name(canon, "character", ch.get("name", ""))
-            if rec is not None:
-                chars[rec.id] = {"rev": rec.rev, "ref": _rev(canon, image_record_id("reference", rec.id))}
+            if rec is not None:   # the look drawn in the shot's episode, not the record's revision
+                chars[rec.id] = {"look": look_signature(rec, episode, facts),
+                                 "ref": _rev(canon, image_record_id("reference", rec.id))}
         _, speaker = shot_speaker(canon, shot.data)  # drawn even when the plan does not list them
         if speaker is not None and speaker.id not in chars:
-            chars[speaker.id] = {"rev": speaker.rev, "ref": _rev(canon, image_record_id("reference", speaker.id))}
+            chars[speaker.id] = {"look": look_signature(speaker, episode, facts),
+                                 "ref": _rev(canon, image_record_id("reference", speaker.id))}
         deps["characters"] = chars
         loc = _by_name(canon, "location", shot.data.get("location", "")) if shot.data.get("location") else None
         if loc is not None:
@@ -129,14 +146,15 @@ def made_from(canon: Canon, kind: str, subject: str) -> dict[str, Any]:
 
 
 def image_status(canon: Canon, image: Record, painter: str | None = None) -> tuple[str, list[str]]:
-    """("accepted" | "stale", reasons): stale when anything it was made from has a newer revision,
-    or (given the project's current `painter` name) when it was generated by another painter."""
+    """("accepted" | "stale", reasons): stale when anything it was made from has a newer revision
+    (for a panel's characters: when the look drawn in its episode changed), or (given the project's
+    current `painter` name) when it was generated by another painter."""
     kind, subject = image.data.get("kind", "panel"), image.data.get("subject", "")
     try:
         now = made_from(canon, kind, subject)
     except RecordNotFoundError:
         return "stale", [f"{subject} no longer exists"]
-    then = image.data.get("made_from") or {}
+    then = _upgraded(canon, image.data.get("made_from") or {}, now)
     reasons = []
     for key in sorted(set(now) | set(then)):
         if now.get(key) != then.get(key):
@@ -146,6 +164,45 @@ def image_status(canon: Canon, image: Record, painter: str | None = None) -> tup
             {"animatic": "animatic", "diffusers": "diffusers"}.get(painter, painter)):
         reasons.append(f"drawn by {model}; the project now paints with {painter}")
     return ("stale" if reasons else "accepted"), reasons
+
+
+def _upgraded(canon: Canon, then: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """A panel drawn before looks were tracked recorded each character's revision: it is as now
+    when the character has not changed since."""
+    sheet = then.get("character")
+    if isinstance(sheet, list) and len(sheet) == 2 and isinstance(sheet[1], int) \
+            and isinstance((now.get("character") or [None, None])[1], str):   # a sheet: the revision it was drawn at
+        rec = canon.live(str(sheet[0]))
+        then = {**then, "character": now["character"] if rec is not None and rec.rev == sheet[1] else sheet}
+    chars = then.get("characters")
+    if not isinstance(chars, dict) or not any(isinstance(v, dict) and "look" not in v for v in chars.values()):
+        return then
+    upgraded = {}
+    for cid, entry in chars.items():
+        rec = canon.live(cid)
+        same = isinstance(entry, dict) and "look" not in entry and rec is not None and rec.rev == entry.get("rev")
+        current = (now.get("characters") or {}).get(cid)
+        upgraded[cid] = {**current, "ref": entry.get("ref")} if same and current else entry
+    return {**then, "characters": upgraded}
+
+
+def shot_episode(canon: Canon, shot: dict[str, Any]) -> int:
+    """The episode of a shot (its scene's; 1 when unknown)."""
+    scene = canon.live(str(shot.get("scene_id") or ""))
+    ep = scene.data.get("episode") if scene is not None else None
+    return ep if isinstance(ep, int) and not isinstance(ep, bool) and ep > 0 else 1
+
+
+def look_tags(rec: Record, episode: int, facts: list[Fact] | None = None) -> tuple[str, ...]:
+    """What the painter draws of a character in `episode`: the look in force (base tags, variants,
+    outfit/injury facts: memory.looks) plus build and age."""
+    look = apply_looks(rec.data, episode, facts or [], character_id=rec.id)
+    return tuple(look.tags) + body_tags(rec.data)
+
+
+def look_signature(rec: Record, episode: int, facts: list[Fact] | None = None) -> str:
+    """A short hash of `look_tags`: equal signatures draw the same figure."""
+    return hashlib.sha256("\x1f".join(look_tags(rec, episode, facts)).encode()).hexdigest()[:12]
 
 
 # ----------------------------------------------------------------------------- painting
@@ -196,38 +253,46 @@ def body_tags(data: dict[str, Any]) -> tuple[str, ...]:
     return tuple(t for t in tags if t and t not in look and not (t in seen or seen.add(t)))
 
 
-def _character(ctx: DirectorContext, rec: Record, **kw: Any) -> CharacterInShot:
+def _character(ctx: DirectorContext, rec: Record, episode: int = 1, facts: list[Fact] | None = None,
+               **kw: Any) -> CharacterInShot:
+    """A character as drawn in `episode`: the look in force then (memory.looks)."""
     lora = (ctx.loras or {}).get(rec.id)
     return CharacterInShot(id=rec.id, name=str(rec.data.get("name", rec.id)),
-                           look_tags=tuple(rec.data.get("look_tags", [])) + body_tags(rec.data),
+                           look_tags=look_tags(rec, episode, facts),
                            reference_image=_image_path(ctx, "reference", rec.id), lora=lora, **kw)
 
 
-def panel_request(ctx: DirectorContext, kind: str, subject: str, *, notes: list[str], seed: int) -> PanelRequest:
-    """Everything the painter needs, from canon: look tags, style guide, the shot's directive."""
+def panel_request(ctx: DirectorContext, kind: str, subject: str, *, notes: list[str], seed: int,
+                  episode: int | None = None) -> PanelRequest:
+    """Everything the painter needs, from canon: look tags (the look in force in the shot's episode;
+    for a reference sheet in `episode`, default 1), style guide, the shot's directive."""
     canon = ctx.canon
+    facts = all_facts(canon)
     art, palette = _style(canon)
     note = " ".join(notes[-3:])
     base = PanelRequest(shot_id=subject, style_tags=art, palette=palette, note=note, seed=seed,
                         kind=PAINT_KIND[kind])
     if kind == "reference":
-        return replace(base, characters=(_character(ctx, canon.get(subject)),), framing="medium")
+        return replace(base, characters=(_character(ctx, canon.get(subject), episode or 1, facts),),
+                       framing="medium")
     if kind == "background":
         loc = canon.get(subject)
         return replace(base, location_name=str(loc.data.get("name", "")),
                        location_tags=tuple(loc.data.get("look_tags", [])), framing="establishing")
     shot = canon.get(subject)
     data = shot.data
+    ep = shot_episode(canon, data)
     first, who = shot_speaker(canon, data)
     speaker = first.get("speaker") if first else None
     chars = []
     for ch in data.get("characters", []):
         rec = _by_name(canon, "character", ch.get("name", ""))
         if rec is not None and all(c.id != rec.id for c in chars):   # two spellings of one person: once
-            chars.append(_character(ctx, rec, expression=ch.get("expression", "neutral"),
+            chars.append(_character(ctx, rec, ep, facts, expression=ch.get("expression", "neutral"),
                                     pose=ch.get("pose", ""), speaking=rec.data.get("name") == speaker))
     if who is not None and all(c.id != who.id for c in chars):
-        chars.append(_character(ctx, who, expression=str(first.get("emotion") or "neutral"), speaking=True))
+        chars.append(_character(ctx, who, ep, facts, expression=str(first.get("emotion") or "neutral"),
+                                speaking=True))
     loc = _by_name(canon, "location", data.get("location", "")) if data.get("location") else None
     return replace(
         base, characters=tuple(chars), framing=data.get("framing", "medium"), angle=data.get("angle", ""),
@@ -252,7 +317,7 @@ def paint_candidates(ctx: DirectorContext, task: Task, *, proposal_id: str, atte
     candidates = []
     for i in range(max(1, ctx.candidates)):
         seed = _seed(subject, attempt, i)
-        request = panel_request(ctx, kind, subject, notes=notes, seed=seed)
+        request = panel_request(ctx, kind, subject, notes=notes, seed=seed, episode=task.get("episode"))
         result = ctx.painter.paint(request, out)
         rel = ctx.rel
         candidates.append({"path": rel(result.image), "seed": result.seed, "model": result.model,

@@ -528,7 +528,12 @@ def commit(canon: Canon, data: dict[str, Any], *, proposal_id: str, actor: str =
 def undo(canon: Canon, proposal_id: str, *, actor: str = "human") -> list[Record]:
     """Revert every record of a committed structure proposal to the revision before it, in one
     transaction (records it created are tombstoned, tombstoned ones come back). Refused, naming
-    them, when a record changed after it: undo those changes first."""
+    them, when a record changed after it: undo those changes first.
+
+    What was made later for a record the undo removes (a shot plan for the scene a split created,
+    a panel for a moved shot, a take of a merged line) would hang off nothing: it is tombstoned in
+    the same transaction (`orphans`), listed among the returned records, and the undo of this undo
+    brings it back with the rest."""
     done = canon.commit_of(proposal_id)
     if done is None or done.kind != KIND:
         raise StructureError(f"{proposal_id!r} is not an accepted structure proposal; nothing to undo")
@@ -546,11 +551,42 @@ def undo(canon: Canon, proposal_id: str, *, actor: str = "human") -> list[Record
                     out.append(canon.delete(rid, actor=actor, note=f"undo {proposal_id}"))
             else:
                 out.append(canon.revert(rid, rev - 1, actor=actor, note=f"undo {proposal_id}"))
+        for orphan in orphans(canon, [r.id for r in out]):
+            out.append(canon.delete(orphan.id, actor=actor, note=f"undo {proposal_id}: {_label(orphan)} "
+                                                                 "hung off a record it removed"))
         return out
 
     records, _ = canon.commit_proposal(f"undo-{proposal_id}", back, kind=KIND, actor=actor, action="revert",
                                        note=f"undo {done.note}", inputs={"undoes": proposal_id})
     return records
+
+
+def orphans(canon: Canon, changed: list[str]) -> list[Record]:
+    """Live records that hang off what `changed` (record ids just reverted or tombstoned) no longer
+    has: shots of a dead scene, panels of a dead shot, a dead scene's motion, takes and translations
+    of lines that are in no live scene any more. Only records under `changed` are looked at, so an
+    older, unrelated loose end is left alone."""
+    dead_scenes = {rid for rid in changed if (rec := canon.get(rid)).kind == "scene" and rec.deleted}
+    touched_scenes = {rid for rid in changed if canon.get(rid).kind == "scene"}
+    found: dict[str, Record] = {}
+    dead_shots = {rid for rid in changed if (rec := canon.get(rid)).kind == "shot" and rec.deleted}
+    for shot in canon.list("shot"):
+        if shot.data.get("scene_id") in dead_scenes:
+            found[shot.id] = shot
+            dead_shots.add(shot.id)
+    for panel in canon.list("panel"):
+        if panel.data.get("subject") in dead_shots:
+            found[panel.id] = panel
+    for scene_id in dead_scenes:
+        motion = canon.live(f"motion-{scene_id}")
+        if motion is not None:
+            found[motion.id] = motion
+    live_lines = {str(ln.get("id")) for sc in canon.list("scene") for ln in sc.data.get("lines", [])}
+    for rec in [*canon.list("take"), *canon.list("line")]:
+        line_id = str(rec.data.get("line_id") or "")
+        if line_id not in live_lines and line_id.rsplit("-l", 1)[0] in touched_scenes:
+            found[rec.id] = rec
+    return [rec for rid, rec in found.items() if rid not in changed]
 
 
 def last_commit(canon: Canon) -> str | None:

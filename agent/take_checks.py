@@ -160,8 +160,9 @@ class TakeChecks:
         with self._cond:
             return bool(self._jobs)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop taking jobs; the one being heard may finish within ``timeout``, queued ones are
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop taking jobs; the one being heard finishes (within ``timeout``: native inference still
+        running when the process exits would abort it), queued ones are
         dropped (their takes are checked again when the project is reopened)."""
         with self._cond:
             self._closed = True

@@ -104,17 +104,28 @@ def line_text(canon: Canon, line: dict[str, Any], language: str) -> str | None:
 
 
 def next_voice_task(canon: Canon, ctx: DirectorContext) -> Task | None:
-    """Casting for each character, then a take per line; then translations and takes per dub."""
+    """Casting for each character, then a take per line; then translations and takes per dub; for
+    the episode being planned (agent.episodes), else every started episode in order."""
+    from agent.episodes import planning_episodes
+
     if ctx.voices is None:
         return None
-    speakers = {ln.get("speaker") for _, ln in episode_lines(canon)}
+    for episode in planning_episodes(canon):
+        task = _voice_task(canon, episode)
+        if task is not None:
+            return task
+    return None
+
+
+def _voice_task(canon: Canon, episode: int) -> Task | None:
+    speakers = {ln.get("speaker") for _, ln in episode_lines(canon, episode)}
     for char in canon.list("character"):
         if char.data.get("name") in speakers and not canon.live(voice_id(char.id)):
             return {"kind": "casting", "target_id": None, "subject": char.id}
     if NARRATOR_NAME in speakers and not canon.live(voice_id(NARRATOR)):
         return {"kind": "casting", "target_id": None, "subject": NARRATOR}
     for language in [PRIMARY_LANGUAGE, *dub_languages(canon)]:
-        for scene, line in episode_lines(canon):
+        for scene, line in episode_lines(canon, episode):
             if language != PRIMARY_LANGUAGE and not canon.live(translation_id(line["id"], language)):
                 return {"kind": "translation", "target_id": None, "scene_id": scene.id, "language": language}
             if not canon.live(take_id(line["id"], language)):
@@ -174,7 +185,10 @@ def propose_casting(ctx: DirectorContext, task: Task, *, proposal_id: str, notes
             profile = dataclasses.replace(profile, **{field: round(getattr(profile, field) + delta, 2)})
     if overrides:
         profile = _profile({**_profile_dict(profile), **_base_voice_edit(profile, overrides)})
-    lines = [ln for _, ln in episode_lines(canon) if ln.get("speaker") == char.data.get("name")]
+    from agent.episodes import started_episodes
+
+    lines = [ln for ep in started_episodes(canon) for _, ln in episode_lines(canon, ep)
+             if ln.get("speaker") == char.data.get("name")]
     sample = str(lines[0]["line"]) if lines else f"Hi, I'm {char.data.get('name')}. Nice to meet you."
     out = ctx.path(Path("assets", "drafts", "casting", char.id, proposal_id, "audition.wav"))
     info = synthesize(ctx, profile, sample, "neutral", PRIMARY_LANGUAGE, out)

@@ -259,6 +259,13 @@ ROWS: list[Row] = [
     r("roll back Kaito", "undo", "character-kaito"),
     r("put Kaito in this shot", "reframe_shot", "scene-ep1-1-s2", PANEL_CARD("scene-ep1-1-s2")),
     r("make Ren taller and Aiko shorter", "revise+revise", "character-ren+character-aiko"),
+    # episodes
+    r("let's start episode 2", "start_episode", "episode-2"),
+    r("next episode", "start_episode"),
+    r("begin ep 3", "start_episode", "episode-3"),
+    r("ok, on to the next episode please", "start_episode"),
+    r("can we begin the second episode now?", "start_episode", "episode-2"),
+    r("start working on episode 4", "start_episode", "episode-4"),
     # ambiguous: one short question
     r("make the scene darker", "clarify"),
     r("make her older", "clarify"),

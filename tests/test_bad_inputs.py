@@ -157,7 +157,7 @@ BAD_INPUTS: tuple[BadInput, ...] = (
         message=r"refused: the edit\.shots\[0\]\.clip\[0\] '/outside/secret\.png' is absolute"),
     BadInput("an open decision with an unknown kind", rc=None,
              run=_decide({"type": "open", "task": {"kind": "villain", "subject": "x"}}),
-             message=r"refused: cannot open 'villain'; open one of reference, background, panel"),
+             message=r"refused: cannot open 'villain'; open one of .*reference, background, panel"),
     BadInput("/undo of a record that does not exist", args=("chat", "{project}"), rc=0,
              stdin="/undo character-nobody\n/quit\n", message=r"! .*character-nobody",
              untouched=("canon.sqlite", "project.toml", "ledger.jsonl")),

@@ -60,7 +60,7 @@ def test_review_card_motion_preview_inline_edit_failed_card_and_stale_edits(brow
             # 8.10: readable rows, and the preview plays in the card
             text = card.inner_text()
             assert "None" not in text and "assets/drafts" not in text
-            assert "scene 1 · shot 1" in text and "push-in" in text
+            assert "shot 1" in text and "scene-ep1-1" in text and "push-in" in text
             page.wait_for_function(
                 "() => { const v = document.querySelector('#motion-preview video'); "
                 "return v && v.src && v.readyState >= 1 && isFinite(v.duration) && v.duration > 0.5; }")

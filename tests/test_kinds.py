@@ -15,7 +15,7 @@ from agent import kinds
 from agent.context import Targets
 from agent.kinds import KINDS, UnknownKindError, get_kind, lookup, register, unregister
 from agent.kinds.base import Kind
-from agent.review import OPEN_KINDS
+from agent.review import check_open_task, open_kinds
 from agent.schemas import PROPOSAL_MODELS
 from memory.errors import InputError
 from memory.project import create_project
@@ -24,7 +24,7 @@ from ui.cards import card_markdown, editable
 from ui.session import DirectorSession
 
 ROOT = Path(__file__).resolve().parents[1]
-NO_DISPATCH = ("agent/nodes.py", "ui/cards.py", "ui/app.py")
+NO_DISPATCH = ("agent/nodes.py", "ui/cards.py", "ui/app.py", "agent/chat.py", "agent/review.py")
 OLD_TABLES = {"VISUAL_KINDS", "AUDIO_KINDS", "VISUAL_CARDS", "AUDIO_CARDS", "PROPOSAL_MODELS", "PROPOSAL_TITLES"}
 HOOKS = ("plan", "propose", "retrieve", "current", "narrow", "known", "prepare", "check", "shape_fix",
          "fallback", "summarise", "review", "on_reject", "commit", "record_id", "card")
@@ -114,11 +114,11 @@ def test_every_kind_has_every_hook_or_an_explicit_default(name):
 
 def test_the_registry_covers_every_schema_and_everything_the_card_can_open():
     assert set(PROPOSAL_MODELS) <= set(KINDS)
-    assert set(OPEN_KINDS) <= set(KINDS)
+    assert set(open_kinds()) <= set(KINDS)
     # planners in the production order: writers' room, storyboard, voices, motion
     planners = [k for k, v in KINDS.items() if v.plan is not kinds.base.no_plan]
     assert planners[:7] == ["series", "character", "location", "prop", "outline", "beats", "scene"]
-    assert planners[7:] == ["reference", "casting", "motion"]
+    assert planners[7:] == ["facts", "reference", "casting", "motion"]
 
 
 @pytest.mark.parametrize("name", ["", "charakter", "Panel", "step", "input"])
@@ -138,6 +138,34 @@ def test_cards_ask_the_kind_what_the_card_offers(name, editable_, help_word):
     assert editable(request) is editable_
     assert help_word in card_markdown(request)
     assert lookup(name).name == name
+
+
+def test_what_the_card_can_open_and_what_takes_chat_notes_come_from_the_kinds_flags():
+    # derived from media/needs_scene/family when a kind does not say: the same set the old tables named
+    old_table = {"shots": "scene_id", "reference": "subject", "background": "subject", "panel": "subject",
+                 "casting": "subject", "take": "subject", "motion": "scene_id"}
+    assert {k: v for k, v in open_kinds().items() if k in old_table} == old_table
+    assert set(open_kinds().values()) <= {"subject", "scene_id"}
+    assert not {"series", "character", "location", "prop", "scene", "translation", "structure"} & set(open_kinds())
+    for flags, opens in [({}, ""), ({"media": "images"}, "subject"), ({"media": "audio"}, "subject"),
+                         ({"media": "clip"}, "scene_id"), ({"needs_scene": True}, "scene_id")]:
+        assert Kind(name="x", title="X", schema=None, **flags).opens == opens, flags
+    assert {k for k, v in KINDS.items() if v.chat_notes} == {
+        "series", "character", "location", "prop", "outline", "beats", "scene"} | (
+        {"facts"} if "facts" in KINDS and KINDS["facts"].chat_notes else set())
+    assert check_open_task({"kind": "motion", "scene_id": "scene-ep1-1"})["scene_id"] == "scene-ep1-1"
+    with pytest.raises(InputError, match="cannot open 'character'; open one of .*shots, reference, background"):
+        check_open_task({"kind": "character", "subject": "character-aiko"})
+    with pytest.raises(InputError, match="needs its record id as 'subject'"):
+        check_open_task({"kind": "panel", "scene_id": "scene-ep1-1"})
+    # a kind states its own flags; a throwaway kind that opens by subject is openable at once
+    register(Kind(name="poster", title="Poster", schema=None, media="images", opens="", chat_notes=True))
+    try:
+        assert "poster" not in open_kinds() and KINDS["poster"].chat_notes
+        register(Kind(name="poster", title="Poster", schema=None, media="images"), replace=True)
+        assert open_kinds()["poster"] == "subject" and not KINDS["poster"].chat_notes
+    finally:
+        unregister("poster")
 
 
 def test_register_refuses_duplicates_and_unknown_anchors():

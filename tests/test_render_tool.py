@@ -108,3 +108,77 @@ def test_render_preview_from_the_chat_renders_at_once(tmp_path):
         assert view.pending["kind"] == "motion"   # the card waits as it was
     finally:
         s.close()
+
+
+def _studio_project(tmp_path: Path) -> Project:
+    """The fixture project on disk with a real (tiny) picture per panel and a real take per line."""
+    import math
+    import struct
+    import wave
+
+    from PIL import Image
+
+    from memory.project import create_project
+
+    project = create_project(tmp_path, "Fox Rain")
+    canon = Canon(project.root / "canon.sqlite")
+    try:
+        build_fixture(canon)
+        for i, shot in enumerate(canon.list("shot")):
+            rel = f"assets/panels/{shot.id}/v1.png"
+            (project.root / rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (108, 192), (40 + 20 * i, 60, 120)).save(project.root / rel)
+            canon.upsert("panel", {"kind": "panel", "subject": shot.id, "path": rel, "source": "upload"},
+                         actor="human", record_id=f"panel-{shot.id}")
+        for take in canon.list("take"):
+            path = project.root / take.data["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(path), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(22050)
+                w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 220 * n / 22050)))
+                                       for n in range(11025)))
+            canon.revise(take.id, {**take.data, "duration_s": 0.5}, actor="human")
+    finally:
+        canon.close()
+    return project
+
+
+@pytest.mark.parametrize(("text", "where", "slow"), [
+    ("render a preview of episode 1", "renders/ep01/preview", False),
+    pytest.param("render episode 1", "renders/ep01", True, marks=pytest.mark.slow),
+])
+def test_the_studio_chat_renders_as_a_background_job(tmp_path, text, where, slow):
+    """In a session the `render` tool starts the session's render job (the one the Episode tab
+    follows): the chat answers at once, naming the job; the job finishes; the files are there."""
+    import time
+
+    from tests.fakes import ScriptedChatModel
+    from ui.session import DirectorSession, JobRenderer
+
+    project = _studio_project(tmp_path)
+    with DirectorSession(project, ScriptedChatModel()) as s:
+        assert isinstance(s.context.renderer, JobRenderer)
+        s.start()
+        card = s.send("A shrine maiden hears rain spirits.").pending   # the premise; canon is complete
+        view = s.send(text)
+        answered = time.time()
+        job = s.jobs.latest("render")
+        assert job is not None, view.messages[-1]["content"]
+        said = view.messages[-1]["content"]
+        assert f"in the background (job {job.id}) into {where}/" in said, said
+        assert job.finished is None or job.finished >= answered     # the chat did not wait for it
+        assert (view.pending or {}).get("proposal_id") == (card or {}).get("proposal_id")   # the card stays
+        s.jobs.wait(job, timeout=300)
+        assert job.state == "done", job.error
+        for name in ("episode.mp4", "episode.srt", "episode.vtt"):
+            assert (project.root / where / name).stat().st_size > 0
+        assert Path(job.result.mp4) == project.root / where / "episode.mp4"
+        renders = [e for e in s.ledger.entries() if e["action"] == "render"]
+        assert [e["record_id"] for e in renders] == ["episode-1"]
+        # a second request while it runs is refused, naming it, not queued behind the chat
+        if not slow:
+            s.jobs.submit("render", lambda progress: time.sleep(1))
+            said = s.send(text).messages[-1]["content"]
+            assert "a render job is already running" in said, said

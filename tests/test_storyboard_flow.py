@@ -179,8 +179,9 @@ def test_after_a_revert_the_agent_proposes_the_redraws(session):
     assert view.pending["kind"] == "input"
     aiko = session.canon.find_by_name("character", "Aiko")
     session.canon.revise(aiko.id, {**aiko.data, "look_tags": ["green hair", "yellow raincoat"]}, actor="human")
-    session.undo(aiko.id)                         # back to the look the pictures were drawn with...
-    view = session.view()                         # ...but drawn from an older revision: redraw them
+    session.canon.revise(aiko.id, {**aiko.data, "look_tags": ["blue hair", "red raincoat"]}, actor="human")
+    session.undo(aiko.id)                         # back to green hair: not the look the pictures show
+    view = session.view()                         # (a look is compared, not a revision): redraw them
     assert view.pending["kind"] == "reference" and view.pending["data"]["subject"] == aiko.id
     redrawn = []
     for _ in range(6):

@@ -272,3 +272,163 @@ def test_the_structure_kind_is_registered_with_the_built_in_kinds():
     out = subprocess.run([sys.executable, "-c", "from agent.kinds import KINDS; print('structure' in KINDS)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True", "register agent.kinds.structure in agent/kinds/__init__.py _builtins()"
+
+
+# ----------------------------------------------------------------------------- labels, orphans, one undo
+
+
+class _Bible:
+    def __init__(self) -> None:
+        self.indexed: list[str] = []
+
+    def index(self, rec: Any) -> None:
+        self.indexed.append(rec.id)
+
+
+@pytest.mark.parametrize(("op", "args", "shot", "long", "short"), [
+    (None, {}, "scene-ep1-2-s1", "scene 2 · shot 1", "sc2 s1"),
+    ("reorder", {"new_order": [3, 1, 2]}, "scene-ep1-3-s2", "scene 1 · shot 2", "sc1 s2"),
+    ("reorder", {"new_order": [3, 1, 2]}, "scene-ep1-1-s3", "scene 2 · shot 3", "sc2 s3"),
+    ("split", {"scene": "scene-ep1-1", "at": 2}, "scene-ep1-4-s1", "scene 2 · shot 1", "sc2 s1"),
+    ("split", {"scene": "scene-ep1-1", "at": 2}, "scene-ep1-2-s2", "scene 3 · shot 2", "sc3 s2"),
+    ("merge", {"first": "scene-ep1-1", "second": "scene-ep1-2"}, "scene-ep1-1-s5", "scene 1 · shot 5", "sc1 s5"),
+    ("merge", {"first": "scene-ep1-1", "second": "scene-ep1-2"}, "scene-ep1-3-s1", "scene 2 · shot 1", "sc2 s1"),
+])
+def test_shot_labels_read_the_scene_number_not_the_id(tmp_path, op, args, shot, long, short):
+    from agent.kinds.cards import scene_number, shot_label
+
+    canon = _canon(tmp_path)
+    if op:
+        structure.commit(canon, structure.plan(op, canon, args), proposal_id="p")
+    assert canon.live(shot) is not None
+    assert shot_label(shot, canon=canon) == long and shot_label(shot, short=True, canon=canon) == short
+    scene = canon.get(shot).data["scene_id"]
+    assert scene_number(scene, canon) == canon.get(scene).data["number"]
+
+
+def test_undoing_a_split_removes_what_was_made_since_for_the_new_scene(tmp_path):
+    """A split whose new scene got no shot; its shot plan, panel and motion accepted afterwards.
+    The undo tombstones them with the split (nothing hangs off a dead scene), and undoing the undo
+    brings them all back."""
+    from agent.storyboard import write_shot_plan
+    from agent.tools.actions import undo_change
+    from tests.router_table import PLANS
+
+    canon = _canon(tmp_path)
+    canon.delete("scene-ep1-2-s2", actor="human")   # line 2 is in no shot: every shot stays in scene 2
+    canon.delete("panel-scene-ep1-2-s2", actor="human")
+    motion = canon.get("motion-scene-ep1-2")
+    canon.revise(motion.id, {**motion.data, "shots": motion.data["shots"][:1]}, actor="human")
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    data = structure.plan("split", canon, {"scene": "scene-ep1-2", "at": 2})
+    assert any("scene-ep1-4 gets no shot yet" in w for w in data["warnings"])
+    structure.commit(canon, data, proposal_id="p1")
+    ledger.complete(canon, "p1")
+    # made later, for the new scene: a shot plan, the shot's panel, the scene's motion
+    write_shot_plan(canon, {"scene_id": "scene-ep1-4", "shots": [PLANS["scene-ep1-2"][1]]}, actor="human", note="")
+    canon.upsert("panel", {"kind": "panel", "subject": "scene-ep1-4-s1", "path": "assets/panels/x.png"},
+                 actor="human", record_id="panel-scene-ep1-4-s1")
+    canon.upsert("motion", {"scene_id": "scene-ep1-4", "shots": [{"shot_id": "scene-ep1-4-s1"}]}, actor="human",
+                 record_id="motion-scene-ep1-4")
+    later = ["scene-ep1-4-s1", "panel-scene-ep1-4-s1", "motion-scene-ep1-4"]
+
+    ctx = SimpleNamespace(canon=canon, ledger=ledger, bible=_Bible())
+    done = undo_change(ctx, "scene-ep1-4")   # its current revision came from the split: all of it
+    assert done.structure == "p1" and done.record.id == "scene-ep1-4" and done.record.deleted
+    assert "Removed with it, as they belonged to what it made: " in done.say
+    for rid in later:
+        assert canon.live(rid) is None and canon.get(rid).deleted, rid
+        assert rid in done.say and rid in ctx.bible.indexed
+    assert _order(canon) == ["scene-ep1-1", "scene-ep1-2", "scene-ep1-3"]
+    assert len(_lines(canon, "scene-ep1-2")) == 2
+    _attached(canon)
+    assert not [s.id for s in canon.list("shot") if canon.live(s.data["scene_id"]) is None]
+    # one transaction, one commit: its ledger lines name every record, the later ones too
+    undone = canon.commit_of("undo-p1")
+    assert undone is not None and set(later) <= {rid for rid, _ in undone.records}
+    assert set(later) <= {e["record_id"] for e in ledger.entries() if e["action"] == "revert"}
+
+    redo = undo_change(ctx)   # the last decided change is that undo: undone as a whole again
+    assert redo.structure == "undo-p1"
+    for rid in ["scene-ep1-4", *later]:
+        assert canon.live(rid) is not None, rid
+
+
+def test_an_old_loose_end_is_not_swept_up_by_an_unrelated_undo(tmp_path):
+    canon = _canon(tmp_path)
+    canon.upsert("take", {"line_id": "scene-ep1-9-l1", "language": "en", "path": "assets/audio/old.wav"},
+                 actor="human", record_id="take-scene-ep1-9-l1-en")   # hangs off nothing, from before
+    structure.commit(canon, structure.plan("split", canon, {"scene": "scene-ep1-2", "at": 2}), proposal_id="p")
+    structure.undo(canon, "p")
+    assert canon.live("take-scene-ep1-9-l1-en") is not None
+
+
+@pytest.fixture
+def session(tmp_path):
+    from memory.project import create_project
+    from tests.fakes import ScriptedChatModel
+    from ui.session import DirectorSession
+
+    project = create_project(tmp_path, "Fox Rain")
+    canon = Canon(project.root / "canon.sqlite")
+    try:
+        build_fixture(canon)
+    finally:
+        canon.close()
+    s = DirectorSession(project, ScriptedChatModel())
+    yield s
+    s.close()
+
+
+@pytest.mark.parametrize("how", ["last", "record", "record-rev"])
+def test_session_undo_of_a_structural_change_undoes_all_of_it(session, how):
+    """`/undo` and the History tab (DirectorSession.undo) decide as the chat's `undo` tool does."""
+    canon = session.canon
+    before = _state(canon)
+    data = structure.plan("reorder", canon, {"new_order": [3, 1, 2]})
+    structure.commit(canon, data, proposal_id="p-reorder")
+    session.ledger.complete(canon, "p-reorder")
+    assert _order(canon) == ["scene-ep1-3", "scene-ep1-1", "scene-ep1-2"]
+    args = {"last": (), "record": ("scene-ep1-1",),
+            "record-rev": ("scene-ep1-1", canon.get("scene-ep1-1").rev - 1)}[how]
+    rec = session.undo(*args)
+    assert _state(canon) == before                        # every scene back in its place, not only one
+    assert rec.kind == "scene" and (how == "last" or rec.id == "scene-ep1-1")
+    assert canon.commit_of("undo-p-reorder") is not None
+    assert session.ledger.entries()[-1]["action"] == "revert"
+
+
+def test_session_undo_of_a_plain_revision_and_a_refused_one(session):
+    canon = session.canon
+    aiko = canon.get("character-aiko")
+    canon.revise(aiko.id, {**aiko.data, "age": "40"}, actor="human")
+    structure.commit(canon, structure.plan("reorder", canon, {"new_order": [2, 1]}), proposal_id="p")
+    session.ledger.complete(canon, "p")
+    rec = session.undo("character-aiko")                   # not a structural change: that record alone
+    assert rec.id == "character-aiko" and rec.data["age"] == aiko.data["age"]
+    assert _order(canon) == ["scene-ep1-2", "scene-ep1-1", "scene-ep1-3"]
+    # an older revision of a reordered scene: a plain revert of that record, named as asked
+    with pytest.raises(Exception, match="choose a revision between 0 and 1"):
+        session.undo("scene-ep1-2", 5)
+    sc = canon.get("scene-ep1-1")
+    canon.revise(sc.id, {**sc.data, "title": "Later"}, actor="human")
+    last = canon.get("scene-ep1-2")
+    with pytest.raises(Exception, match="scene-ep1-1 .*changed after it; undo those first"):
+        session.undo("scene-ep1-2")                        # the reorder, but scene 1 moved on since
+    assert canon.get("scene-ep1-2").rev == last.rev        # nothing written
+
+
+@pytest.mark.parametrize("raw", [{}, {"record": "scene 1"}, {"record": "scene-ep1-2"}])
+def test_the_undo_tool_decides_as_the_session_does(tmp_path, raw):
+    canon = _canon(tmp_path)
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    before = _state(canon)
+    structure.commit(canon, structure.plan("reorder", canon, {"new_order": [2, 1]}), proposal_id="p")
+    ledger.complete(canon, "p")
+    ctx = SimpleNamespace(canon=canon, ledger=ledger, bible=_Bible())
+    out = call("undo", raw).run(ToolContext(ctx=ctx, state={"pending": None}, text="undo that"))  # type: ignore[arg-type]
+    assert out.wrote and out.say.startswith("Undone: episode 1: scenes in the order 2, 1, 3")
+    assert _state(canon) == before
+    with pytest.raises(ToolError, match="cannot revert scene-ep1-1 .* to rev 9"):
+        call("undo", {"record": "scene-ep1-1", "revision": 9}).run(
+            ToolContext(ctx=ctx, state={"pending": None}, text=""))  # type: ignore[arg-type]

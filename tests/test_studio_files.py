@@ -174,7 +174,8 @@ def test_served_and_blocked_paths_of_a_project(tmp_path):
 
     a = create_project(tmp_path, "Fox Rain").root
     b = create_project(tmp_path, "Other Show").root
-    assert served_paths(a) == [str(a / "assets"), str(a / "renders")] and served_paths(None) == []
+    assert served_paths(a) == [str(a / "assets"), str(a / "renders"), str(a / "reports")]
+    assert served_paths(None) == []
     blocked = blocked_paths(a, tmp_path)
     assert str(a / "canon.sqlite") in blocked and str(a / "state") in blocked and str(b) in blocked
     assert str(a) not in blocked and not any(p.startswith(str(a / "assets")) for p in blocked)

@@ -32,9 +32,9 @@ def test_motion_card_has_readable_rows_and_no_none_or_path():
     text = card_markdown({"kind": "motion", "title": "Motion", "proposal_id": "p1", "data": MOTION, "attempt": 1})
     assert "None" not in text and "assets/drafts" not in text and "lines" not in text
     rows = [ln for ln in text.splitlines() if ln[:3] in ("1. ", "2. ")]
-    assert rows == [("1. **scene 2 · shot 1** — camera *push-in* (in-out) · grade night · effects: vignette · "
+    assert rows == [("1. **shot 1** — camera *push-in* (in-out) · grade night · effects: vignette · "
                      "← crossfade · pad 0.3 s"),
-                    ("2. **scene 2 · shot 2** — camera *shake* (linear) · grade none · effects: flicker, flash · "
+                    ("2. **shot 2** — camera *shake* (linear) · grade none · effects: flicker, flash · "
                      "← cut · pad 0.0 s")]
     assert "preview plays below" in text
 
@@ -99,7 +99,7 @@ def test_terminal_help_names_a_real_character_or_nobody():
 def test_terminal_card_text_has_no_markdown_table_syntax():
     text = _strip_md(card_markdown({"kind": "motion", "title": "Motion", "data": MOTION, "attempt": 1}))
     assert "**" not in text and "<" not in text
-    assert "1. scene 2 · shot 1 — camera *push-in* (in-out)" in text
+    assert "1. shot 1 — camera *push-in* (in-out)" in text
 
 
 # ----------------------------------------------------------------------------- the edit form
@@ -252,6 +252,7 @@ def test_terminal_edit_of_a_failed_card_starts_from_the_schema():
 
 
 def test_a_failed_card_with_a_salvaged_draft_opens_the_form_from_it():
+    from agent.schemas import LookVariant
     from ui.terminal import blank_proposal
 
     draft = {"name": "Mina", "role": "fox", "age": "", "personality": "sly", "look_tags": ["a", "b"],
@@ -259,5 +260,7 @@ def test_a_failed_card_with_a_salvaged_draft_opens_the_form_from_it():
     request = {"kind": "character", "failure": "junk", "data": None, "draft": draft,
                "fallbacks": ["role: default 'fox' (the model wrote nothing)"], "attempt": 1}
     assert "Edit starts from a safe draft (role: default 'fox'" in card_markdown(request)
-    assert blank_proposal(request) == draft
-    assert ef.start_data(PROPOSAL_MODELS["character"], request["draft"]) == draft
+    # the form adds an empty look-variant row (dropped again when it stays empty)
+    assert blank_proposal(request) == {**draft, "looks": [ef.skeleton(LookVariant, rows=False)]}
+    assert ef.start_data(PROPOSAL_MODELS["character"], request["draft"]) == blank_proposal(request)
+    assert validate_proposal("character", blank_proposal(request)) == draft

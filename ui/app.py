@@ -1,8 +1,10 @@
 """The director studio: one gradio Blocks app over a DirectorSession.
 
 Chat on the left, the review card in the middle (Accept / Edit / Reject with a note / Redo), the
-bible, outline, history (undo) and decision log on the right. Every handler reads the session and
-re-renders from it, so a reload or a restart shows exactly what is on disk.
+bible, outline, history (undo) and decision log on the right; below, one episode picker for the
+storyboard, voices, episode and credits tabs, and the series board (every episode's status and
+render, start the next one, export the season). Every handler reads the session and re-renders from
+it, so a reload or a restart shows exactly what is on disk.
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ class Studio:
             if self.session is not None and self.session.project.root == project.root:
                 return
             new = open_session(project, self.model, targets=self.settings.targets,
-                               take_check=self.settings.take_check)
+                               take_check=self.settings.take_check, jobs="settings")   # pictures as jobs
             if self.session is not None:
                 self.session.close()
             self.session = new
@@ -122,12 +124,12 @@ def _progress_html(fraction: float, state: str, message: str) -> str:
             f'{str(message).replace("<", "&lt;")}</small></div>')
 
 
-def _strip_html(timeline: list[tuple[str, float, float]]) -> str:
-    """The cut as a strip of shots, each as wide as it is long."""
+def _strip_html(timeline: list[tuple[str, float, float]], canon: Any = None) -> str:
+    """The cut as a strip of shots, each as wide as it is long (scene numbers read from `canon`)."""
     total = sum(d for _, _, d in timeline) or 1.0
-    cells = "".join(f'<div title="{shot_label(sid)} ({sid}) · {dur:.2f} s" style="flex:{dur / total:.4f};'
+    cells = "".join(f'<div title="{shot_label(sid, canon=canon)} ({sid}) · {dur:.2f} s" style="flex:{dur / total:.4f};'
                     f'border:1px solid #999;padding:2px;font-size:11px;overflow:hidden;white-space:nowrap;'
-                    f'background:#f4f2fb">{shot_label(sid, short=True)}<br>{dur:.1f}s</div>'
+                    f'background:#f4f2fb">{shot_label(sid, short=True, canon=canon)}<br>{dur:.1f}s</div>'
                     for sid, _, dur in timeline)
     end = max((start + dur for _, start, dur in timeline), default=0.0)
     return f'<div class="timeline-strip" style="display:flex;gap:2px">{cells}</div><small>{end:.1f} s</small>'
@@ -185,6 +187,59 @@ def _checking(pending: dict[str, Any] | None, voices: dict[str, Any]) -> bool:
     return bool((check or {}).get("pending")) or any((t.get("check") or {}).get("pending") for t in voices["takes"])
 
 
+def _episode_choices(canon: Any, current: int) -> list[tuple[str, int]]:
+    """The episode picker's choices: every episode of the series by number and title (and the one
+    shown, also before there is an outline)."""
+    from agent.series import outline_episodes, series_episodes
+
+    titles = outline_episodes(canon)
+    numbers = sorted({*series_episodes(canon), current})
+
+    def label(n: int) -> str:
+        title = str(titles.get(n, {}).get("title") or "")
+        return f"Episode {n}" + (f" · {title}" if title and title != f"Episode {n}" else "")
+
+    return [(label(n), n) for n in numbers]
+
+
+def _esc(text: Any) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _series_html(board: list[Any]) -> str:
+    """The series board: one row per episode with its status, what keeps it there, and its render."""
+    from urllib.parse import quote
+
+    if not board:
+        return '<div class="series-board"><i>No season outline yet: accept one in the writers\' room.</i></div>'
+    colours = {"outline": "#8a8a99", "writing": "#6b5bd2", "storyboard": "#2d7fc1", "voiced": "#1f9e8f",
+               "cut": "#2e9e48", "stale": "#d9822b"}
+    rows = []
+    for row in board:
+        reasons = "; ".join(row.reasons[:2]) + (f" (+{len(row.reasons) - 2} more)" if len(row.reasons) > 2 else "")
+        render = "—"
+        if row.render is not None:
+            src = "/gradio_api/file=" + quote(str(Path(row.render).resolve()))
+            render = (f'<video controls preload="none" src="{src}" style="height:96px"></video><br>'
+                      f'<a href="{src}" download>ep{row.episode:02d} MP4</a>')
+        rows.append(f'<tr class="series-row" data-episode="{row.episode}" data-status="{row.status}">'
+                    f"<td>{row.episode}</td><td>{_esc(row.title)}</td>"
+                    f'<td><span style="background:{colours.get(row.status, "#555")};color:white;padding:1px 8px;'
+                    f'border-radius:8px">{row.status}</span></td><td><small>{_esc(reasons)}</small></td>'
+                    f"<td>{render}</td></tr>")
+    return ('<table class="series-board"><thead><tr><th>#</th><th>title</th><th>status</th><th>what is left</th>'
+            f"<th>render</th></tr></thead><tbody>{''.join(rows)}</tbody></table>")
+
+
+def _drafting(pending: dict[str, Any]) -> tuple[dict[str, Any] | None, bool, bool]:
+    """A card's drafting entry (its pictures drawn as jobs), whether it is still drawing (not
+    failed or cancelled), and whether a job failed (Retry runs it again)."""
+    drafting = (pending.get("data") or {}).get("drafting") if isinstance(pending.get("data"), dict) else None
+    if not drafting:
+        return None, False, False
+    return drafting, not pending.get("failure"), bool(drafting.get("failed"))
+
+
 def build_app(studio: Studio) -> Any:
     import gradio as gr
 
@@ -224,6 +279,8 @@ def build_app(studio: Studio) -> Any:
                     redo = gr.Button("Redo", elem_id="redo")
                     retry = gr.Button("Retry", elem_id="retry", visible=False)
                     skip = gr.Button("Skip this step", elem_id="skip", visible=False)
+                    cancel_draft = gr.Button("Cancel", elem_id="cancel-drafting", visible=False, variant="stop")
+                draft_ticker = gr.Timer(1.0, active=False)   # ticks only while the card's pictures are drafting
 
                 @gr.render(inputs=[editing, card_pid, draft])
                 def edit_form(open_pid: str, shown_pid: str, draft_value: Any) -> None:
@@ -247,6 +304,10 @@ def build_app(studio: Studio) -> Any:
                     ledger = gr.Dataframe(headers=["time", "actor", "action", "record", "rev", "note"],
                                           interactive=False, elem_id="ledger")
 
+        with gr.Row():   # the one episode picker: storyboard, voices, episode and credits show this episode
+            episode_dd = gr.Dropdown(label="Episode", choices=[], value=None, scale=1, elem_id="episode-dd")
+            gr.Markdown("The storyboard, voices, episode and credits tabs show the episode picked here; "
+                        "the *Series* tab lists them all.", elem_id="episode-hint")
         with gr.Tabs():
             with gr.Tab("Storyboard", elem_id="storyboard-tab"):
                 board = gr.Gallery(label="Shots (click one to review or redraw it)", columns=8,
@@ -275,9 +336,23 @@ def build_app(studio: Studio) -> Any:
                     g_lang = gr.Textbox(label="Language", placeholder="Japanese", elem_id="g-lang")
                     g_target = gr.Textbox(label="Translation", placeholder="愛子", elem_id="g-target")
                 g_add = gr.Button("Add to glossary", elem_id="g-add")
+            with gr.Tab("Series", elem_id="series-tab") as series_tab:
+                series_html = gr.HTML(elem_id="series-board")
+                with gr.Row():
+                    start_next = gr.Button("Start the next episode", elem_id="start-episode", interactive=False)
+                    export_season_btn = gr.Button("Export season (every rendered episode)", elem_id="export-season")
+                season_note = gr.Markdown(elem_id="season-note")
+                season_files = gr.File(label="Season export", file_count="multiple", elem_id="season-files")
+            with gr.Tab("Credits", elem_id="credits-tab") as credits_tab:
+                credits_scope = gr.Radio(["Picked episode", "Whole series"], value="Picked episode",
+                                         label="Authorship report for", elem_id="credits-scope")
+                credits_md = gr.Markdown(elem_id="credits")
+                credits_files = gr.File(label="Report (HTML, PDF, JSON)", file_count="multiple",
+                                        elem_id="credits-files")
         outputs = [header, badge, chat, card, candidates, bible, outline, board, board_ids, record_dd, ledger,
                    accept, edit, redo, reject, retry, skip, upload, status, project_dd, pick_radio, take_audio,
-                   voices_md, takes_table, card_pid, motion_video, check_ticker]
+                   voices_md, takes_table, card_pid, motion_video, check_ticker, episode_dd, cancel_draft,
+                   draft_ticker]
 
         def snapshot(message: str = "") -> dict[Any, Any]:
             s = studio.session
@@ -294,9 +369,11 @@ def build_app(studio: Studio) -> Any:
                         pick_radio: gr.update(choices=[], value=None, visible=False),
                         take_audio: gr.update(visible=False, value=None), voices_md: "", takes_table: [],
                         card_pid: "", motion_video: gr.update(visible=False, value=None),
-                        check_ticker: gr.Timer(active=False)}
+                        check_ticker: gr.Timer(active=False), episode_dd: gr.update(choices=[], value=None),
+                        cancel_draft: gr.update(visible=False), draft_ticker: gr.Timer(active=False)}
             view = s.view()
             pending = view.pending or {}
+            drafting, drafting_now, job_failed = _drafting(pending)
             records = s.records()
             choices = [r.id for recs in records.values() for r in recs]
             choices += [r.id for kind in ("outline", "beats", "scene", "shot", "panel") for r in s.canon.list(kind)]
@@ -308,8 +385,9 @@ def build_app(studio: Studio) -> Any:
             visual = shown.media == "images"
             cands = (pending.get("data") or {}).get("candidates", []) if visual else []
             gallery = [(str(s.image_path(c["path"])), f"#{i + 1} · seed {c['seed']}") for i, c in enumerate(cands)]
+            current = s.current_episode()
             shots, ids = [], []
-            for entry in s.storyboard():
+            for entry in s.storyboard(current):
                 for sh in entry["shots"]:
                     d = sh["shot"].data
                     caption = f"{sh['shot'].id} · {d.get('framing')} · {sh['status']}"
@@ -339,10 +417,10 @@ def build_app(studio: Studio) -> Any:
                     candidates: gr.update(visible=bool(gallery), value=gallery or None, selected_index=0 if gallery else None),
                     bible: bible_markdown(records), outline: outline_markdown(s.outline()), board: shots,
                     board_ids: ids, record_dd: gr.update(choices=choices), ledger: rows,
-                    accept: gr.update(interactive=deciding and bool(pending.get("data"))),
+                    accept: gr.update(interactive=deciding and bool(pending.get("data")) and not drafting),
                     edit: gr.update(interactive=deciding and editable(pending)),
                     redo: gr.update(interactive=deciding), reject: gr.update(interactive=deciding),
-                    retry: gr.update(visible=view.stalled, interactive=view.stalled),
+                    retry: gr.update(visible=view.stalled or job_failed, interactive=view.stalled or job_failed),
                     # a failed step (or one that stopped half-way) can always be left
                     skip: gr.update(visible=view.stalled or (deciding and bool(pending.get("failure")))),
                     upload: gr.update(visible=deciding and shown.upload),
@@ -355,7 +433,10 @@ def build_app(studio: Studio) -> Any:
                     voices_md: cast_md, takes_table: take_rows,
                     card_pid: pending.get("proposal_id") or "",
                     motion_video: gr.update(visible=bool(preview), value=preview),
-                    check_ticker: gr.Timer(active=_checking(view.pending, vo))}
+                    check_ticker: gr.Timer(active=_checking(view.pending, vo)),
+                    episode_dd: gr.update(choices=_episode_choices(s.canon, current), value=current),
+                    cancel_draft: gr.update(visible=deciding and drafting_now),
+                    draft_ticker: gr.Timer(active=deciding and drafting_now)}
 
         def guarded(fn: Any) -> Any:
             def run(*args: Any) -> dict[Any, Any]:
@@ -425,7 +506,7 @@ def build_app(studio: Studio) -> Any:
                         for r, row in enumerate(rows):
                             head = f"{item.row_name.capitalize()} {r + 1}"
                             if row.get("shot_id"):
-                                head += f" — {shot_label(row['shot_id'])}"
+                                head += f" — {shot_label(row['shot_id'], canon=s.canon if s else None)}"
                             with gr.Row(elem_classes=["edit-row"], equal_height=False):
                                 for col in item.columns:
                                     comps.append(widget(col, row.get(col.name), f"{head} · {col.label}"
@@ -477,6 +558,24 @@ def build_app(studio: Studio) -> Any:
                    [card_pid], outputs)
         retry.click(guarded(lambda: need_session().retry()), None, outputs)
         skip.click(guarded(lambda: need_session().skip()), None, outputs)
+        cancel_draft.click(guarded(lambda pid: need_session().cancel_drafting(pid)), [card_pid], outputs)
+
+        def refresh_drafting(shown_pid: str) -> dict[Any, Any]:
+            """One tick while the card's pictures are drawn as jobs: only the card (its progress) while
+            they run; the whole view once it turns into the candidates, fails or is left."""
+            s = studio.session
+            if s is None:
+                return {draft_ticker: gr.Timer(active=False)}
+            view = s.view()
+            if view.pending is None and not view.stalled:
+                return {}          # a run is in flight (the card turning into its candidates): next tick
+            pending = view.pending or {}
+            _, running, _ = _drafting(pending)
+            if running and pending.get("proposal_id") == shown_pid:
+                return {card: card_markdown(view.pending)}
+            return snapshot()
+
+        draft_ticker.tick(refresh_drafting, [card_pid], outputs, show_progress="hidden")
         upload.upload(guarded(lambda f, pid: need_session().upload(Path(getattr(f, "name", f)), proposal_id=pid)),
                       [upload, card_pid], outputs)
 
@@ -500,7 +599,8 @@ def build_app(studio: Studio) -> Any:
 
         def do_export() -> Any:
             try:
-                png, pdf = need_session().export_contact_sheet(1)
+                s = need_session()
+                png, pdf = s.export_contact_sheet(s.current_episode())
                 return [str(png), str(pdf)]
             except StoryreelError as exc:
                 gr.Warning(str(exc))
@@ -511,8 +611,9 @@ def build_app(studio: Studio) -> Any:
         def start_render(language: str, music_file: Any) -> tuple[Any, ...]:
             try:
                 s = need_session()
-                warnings = render_warnings(s)
-                job = s.render(language=language or "en",
+                episode = s.current_episode()
+                warnings = render_warnings(s, episode, language or "en")
+                job = s.render(episode=episode, language=language or "en",
                                music=Path(getattr(music_file, "name", music_file)) if music_file else None)
             except StoryreelError as exc:
                 return f'<div class="render-error">✖ {exc}</div>', gr.Timer(active=False)
@@ -533,11 +634,13 @@ def build_app(studio: Studio) -> Any:
                 return "", gr.update(choices=["en"]), None, None
             from agent.voices import dub_languages
 
+            episode = s.current_episode()
             try:
-                strip_html = _strip_html(s.episode_timeline())
+                strip_html = _strip_html(s.episode_timeline(episode=episode), s.canon)
             except StoryreelError as exc:
                 strip_html = f"<small>Timeline: {str(exc).replace('<', '&lt;')}</small>"
-            files = last_render(s.project.root, 1, language or "en")
+            strip_html = f'<div class="episode-shown"><b>Episode {episode}</b></div>' + strip_html
+            files = last_render(s.project.root, episode, language or "en")
             return (strip_html, gr.update(choices=["en", *dub_languages(s.canon)]),
                     str(files[0]) if files else None, [str(p) for p in files] or None)
 
@@ -614,6 +717,69 @@ def build_app(studio: Studio) -> Any:
             return {**guarded(lambda: studio.create(name))(), new_name: ""}
 
         new_btn.click(do_new, [new_name], [*outputs, new_name])
+        def pick_episode(number: Any) -> dict[Any, Any]:
+            return guarded(lambda: need_session().pick_episode(int(number)) if number is not None else None)()
+
+        def series_view() -> tuple[Any, ...]:
+            """The Series tab: the board, and the button that starts the next outline episode."""
+            s = studio.session
+            if s is None:
+                return "", gr.update(value="Start the next episode", interactive=False)
+            from agent.episodes import outline_count
+            from agent.series import latest_started_episode
+
+            board = s.series_board()
+            nxt = latest_started_episode(s.canon) + 1
+            if outline_count(s.canon) == 0:
+                return _series_html(board), gr.update(value="Start the next episode", interactive=False)
+            if nxt > outline_count(s.canon):
+                return _series_html(board), gr.update(value=f"All {outline_count(s.canon)} episodes started",
+                                                      interactive=False)
+            return _series_html(board), gr.update(value=f"Start episode {nxt}", interactive=True)
+
+        def start_next_episode() -> dict[Any, Any]:
+            def start() -> None:
+                from agent.series import latest_started_episode
+
+                s = need_session()
+                number = latest_started_episode(s.canon) + 1
+                s.start_episode(number)
+                s.pick_episode(number)
+            return guarded(start)()
+
+        def credits_view(scope: str | None) -> tuple[Any, ...]:
+            """The Credits tab: the authorship report of the picked episode or the series, and its files."""
+            s = studio.session
+            if s is None:
+                return "", None
+            try:
+                view = s.credits(None if scope == "Whole series" else s.current_episode())
+            except StoryreelError as exc:
+                return f"✖ {exc}", None
+            return view.markdown, [str(p) for p in view.files] or None
+
+        def do_export_season() -> tuple[Any, ...]:
+            try:
+                result = need_session().export_season()
+            except StoryreelError as exc:
+                return f"✖ {exc}", None
+            text = (f"✔ Exported episode{'s' if len(result.episodes) != 1 else ''} "
+                    f"{', '.join(map(str, result.episodes))} to `{result.folder}`")
+            if result.missing:
+                text += "\n\nLeft out:\n" + "\n".join(f"- {m}" for m in result.missing)
+            return text, [str(p) for p in result.files]
+
+        episode_outputs = [strip, ep_lang, player, downloads]
+        episode_dd.input(pick_episode, [episode_dd], outputs).then(
+            episode_view, [ep_lang], episode_outputs).then(credits_view, [credits_scope], [credits_md, credits_files])
+        series_tab.select(series_view, None, [series_html, start_next])
+        start_next.click(start_next_episode, None, outputs).then(series_view, None, [series_html, start_next]).then(
+            episode_view, [ep_lang], episode_outputs)
+        export_season_btn.click(do_export_season, None, [season_note, season_files]).then(
+            series_view, None, [series_html, start_next])
+        credits_tab.select(credits_view, [credits_scope], [credits_md, credits_files])
+        credits_scope.input(credits_view, [credits_scope], [credits_md, credits_files])
+        app.load(series_view, None, [series_html, start_next])
         app.load(lambda: snapshot(), None, outputs)
         app.load(episode_view, [ep_lang], [strip, ep_lang, player, downloads])
         app.load(resume_polling, None, [ticker])

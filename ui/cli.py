@@ -42,20 +42,29 @@ def _parser() -> argparse.ArgumentParser:
     _llm_args(chat)
     _take_check_arg(chat)
 
-    make = sub.add_parser("make", help="headless: premise to finished episode, accepting every proposal",
-                          description="Runs the whole pipeline (bible, beats, one episode, panels, takes, "
+    make = sub.add_parser("make", help="headless: premise to finished episodes, accepting every proposal",
+                          description="Runs the whole pipeline (bible, beats, episodes 1…N, panels, takes, "
                                       "motion, cut) on the configured or embedded backends. Every automatic "
                                       "acceptance is logged in the ledger with actor 'auto'; where the model's "
                                       "output stays unusable, a safe default is used and logged as an 'auto' "
                                       "fallback. A new project gets make's targets in project.toml [targets].")
-    make.add_argument("premise", help="the series premise")
+    make.add_argument("premise", nargs="?", default=None,
+                      help="the series premise (not needed to continue a series with --episode)")
     make.add_argument("--project", type=Path, required=True, help="project folder (created if new)")
     make.add_argument("--auto-accept", action="store_true",
                       help="required: accept every proposal automatically (logged as actor 'auto')")
     make.add_argument("--shots", type=int, default=4,
                       help="shots per scene (default 4; a new project plans one scene)")
+    make.add_argument("--episodes", type=int, default=1,
+                      help="make episodes 1 to N (default 1), the story so far and its continuity facts "
+                           "accepted between them; each is rendered to renders/epNN/")
+    make.add_argument("--episode", type=int, default=None,
+                      help="continue an existing series (--project) with this episode only")
     make.add_argument("--language", default="en", help="caption/voice language of the cut (default en)")
     make.add_argument("--music", type=Path, default=None, help="a music bed (any audio file); default none")
+    make.add_argument("--jobs", choices=("inprocess", "ray"), default=None,
+                      help="where pictures are drawn as jobs: in this process (default, or project.toml "
+                           "[jobs] backend) or on a Ray cluster ([jobs] address, default \"auto\")")
     _llm_args(make)
     _take_check_arg(make)
 
@@ -85,6 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None, help="folder for the files (default PROJECT/reports/)")
     report.add_argument("--format", action="append", choices=("html", "pdf", "json"), default=None,
                         help="only this format (repeat for several; default all three)")
+
+    export = sub.add_parser(
+        "export", help="the season: every rendered episode's MP4, SRT, VTT and OTIO in one folder",
+        description="Copies each rendered episode's files as epNN.mp4/.srt/.vtt/.otio into one folder, plus "
+                    "season.otio (one track: the episodes in order) and season_contact_sheet.png (a row of "
+                    "panels per episode). Episodes without a render are named and left out.")
+    export.add_argument("project", help="project name or folder")
+    export.add_argument("--out", type=Path, default=None, help="folder for the files (default PROJECT/renders/season/)")
+    export.add_argument("--language", default="en", help="which renders (default en; a dub's code for its renders)")
     return p
 
 
@@ -112,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_doctor(settings, args)
         if args.command == "report":
             return cmd_report(settings, args)
+        if args.command == "export":
+            return cmd_export(settings, args)
         if args.command == "chat":
             return cmd_chat(settings, jsonl=bool(getattr(args, "jsonl", False)))
         return {"new": cmd_new, "studio": cmd_studio,
@@ -162,8 +182,12 @@ def cmd_make(settings: Settings, args: argparse.Namespace) -> int:
     if not args.auto_accept:
         raise InputError("make runs without you: pass --auto-accept (every acceptance is logged as actor "
                          "'auto'); to decide yourself, use `storyreel studio` or `storyreel chat`")
+    if args.premise is None and args.episode is None:
+        raise InputError("make needs the series premise: storyreel make \"PREMISE\" --project DIR --auto-accept "
+                         "(or --episode N to continue an existing series)")
     return run_make(settings, args.premise, args.project, shots=args.shots, language=args.language,
-                    music=args.music)
+                    music=args.music, jobs=getattr(args, "jobs", None) or "settings", episodes=args.episodes,
+                    episode=args.episode)
 
 
 def cmd_reindex(settings: Settings) -> int:
@@ -208,6 +232,25 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
           + f"; {total.rejections} rejections")
     for path in written.values():
         print(f"  {path}")
+    return 0
+
+
+def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
+    from agent.series import export_season
+    from memory.canon import Canon
+    from memory.errors import InputError
+
+    project = settings.open_project()
+    if not project.canon_path.is_file():
+        raise InputError(f"{project.root} has no canon yet (nothing was accepted); there is no season to export")
+    with Canon(project.canon_path) as canon:
+        result = export_season(canon, project, args.out, language=args.language)
+    print(f"Exported {len(result.episodes)} episode(s) of {project.name!r} to {result.folder}: "
+          + ", ".join(f"episode {n}" for n in result.episodes))
+    for path in result.files:
+        print(f"  {path}")
+    for text in result.missing:
+        print(f"  left out: {text}")
     return 0
 
 

@@ -14,6 +14,10 @@ Takes are checked by ear in the background as they are made (agent.take_checks);
 
 The targets (characters, locations, props, episodes, scenes, shots) are written into the
 project.toml of a project `make` creates, so the studio and the chat plan the same series.
+
+`--episodes N` makes episodes 1…N in turn: each later one is started (agent.episodes) after the one
+before is cut, its first card the story so far (summary and continuity facts) of the one before,
+and each is rendered to renders/epNN/. `--episode N` continues an existing series with episode N.
 """
 from __future__ import annotations
 
@@ -33,14 +37,15 @@ if TYPE_CHECKING:
     from ui.session import DirectorSession, SessionView
 
 MAX_REDOS = 3
+DRAFT_WAIT_S = 1800.0   # how long `make` waits for one card's drawing jobs before it stops, naming it
 
 
-def make_targets(shots: int) -> Targets:
-    """What `make` plans in a project it creates (a short first episode)."""
-    return Targets(characters=2, locations=1, props=1, episodes=3, scenes=1, shots=shots)
+def make_targets(shots: int, episodes: int = 1) -> Targets:
+    """What `make` plans in a project it creates (short episodes; an outline of at least 3)."""
+    return Targets(characters=2, locations=1, props=1, episodes=max(3, episodes), scenes=1, shots=shots)
 
 
-def open_or_create(path: Path, *, shots: int = 4):
+def open_or_create(path: Path, *, shots: int = 4, episodes: int = 1):
     """The project at `path`, or a new one there with make's targets in its project.toml."""
     from memory.project import create_project, open_project, slugify_project_name
 
@@ -53,22 +58,35 @@ def open_or_create(path: Path, *, shots: int = 4):
         path.rmdir()
     if slugify_project_name(path.name) != path.name:
         raise InputError(f"--project {path}: use a folder name like {slugify_project_name(path.name)!r}")
-    return create_project(path.parent, path.name, targets=make_targets(shots).as_settings())
+    return create_project(path.parent, path.name, targets=make_targets(shots, episodes).as_settings())
 
 
-def run_make(settings: Settings, premise: str, project_dir: Path, *, shots: int = 4, language: str = "en",
-             music: Path | None = None, out: TextIO = sys.stdout, model: ChatModel | None = None) -> int:
-    """Run the pipeline to a finished episode. `model`: a ChatModel to use instead of the configured
-    or embedded one (tests pass a scripted one); it is not closed here."""
+def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shots: int = 4, language: str = "en",
+             music: Path | None = None, out: TextIO = sys.stdout, model: ChatModel | None = None,
+             jobs: str | None = "settings", episodes: int = 1, episode: int | None = None) -> int:
+    """Run the pipeline to finished episodes: 1…`episodes` (each started in turn, with the story so
+    far of the one before accepted between them), or only `episode` of an existing series. Each
+    episode is rendered to renders/epNN/. `model`: a ChatModel to use instead of the configured
+    or embedded one (tests pass a scripted one); it is not closed here. `jobs`: the job runner that
+    draws the pictures ("settings": project.toml's [jobs]; "inprocess"; "ray", `--jobs ray`)."""
     from agent.brain import close_chat_model, open_chat_model
-    from agent.cut import render_cut
     from ui.session import open_session
 
     if not 1 <= shots <= 12:
         raise InputError(f"--shots {shots}: choose 1 to 12 shots")
-    project = open_or_create(project_dir, shots=shots)
+    if not 1 <= episodes <= 12:
+        raise InputError(f"--episodes {episodes}: choose 1 to 12 episodes")
+    if episode is not None and episode < 1:
+        raise InputError(f"--episode {episode}: use the episode number to make (2, 3, …)")
+    wanted = [episode] if episode is not None else list(range(1, episodes + 1))
+    if episode is not None and not (Path(project_dir).expanduser() / "project.toml").exists():
+        raise InputError(f"--episode {episode} continues an existing series, but {project_dir} is not a Storyreel "
+                         "project; make it first with `storyreel make \"PREMISE\" --project DIR --auto-accept`")
+    project = open_or_create(project_dir, shots=shots, episodes=max(wanted))
     (project.root / "state").mkdir(exist_ok=True)
     targets = replace(Targets.from_settings(project.settings), shots=shots)   # the project's, --shots wins
+    if max(wanted) > targets.episodes:   # the outline is planned with enough episodes
+        targets = replace(targets, episodes=max(wanted))
     own_model = model is None
     if model is None:
         model = open_chat_model(settings.llm_settings(project), log_path=project.root / "state" / "llm-server.log")
@@ -79,39 +97,56 @@ def run_make(settings: Settings, premise: str, project_dir: Path, *, shots: int 
 
     t0 = time.perf_counter()
     try:
-        session = open_session(project, model, targets=targets, actor="auto", take_check=settings.take_check)
+        session = open_session(project, model, targets=targets, actor="auto", take_check=settings.take_check,
+                               jobs=jobs)
         with session:
             say(f"storyreel make · {project.root} · model: {model.description}")
             view = session.start()
             if not session.canon.list("series"):
+                if not premise:
+                    raise InputError(f"{project.root} has no series yet: give the premise")
                 view = session.send(premise)
-            decide_all(session, view, say)
-            if session.take_checks is not None and not session.take_checks.unavailable:
-                say("Waiting for the takes' ear checks…" if session.take_checks.busy else "Recording the ear checks…")
-                session.record_take_checks()    # bounded wait; checks still running stay beside their WAVs
-                takes = session.canon.list("take")
-                heard = [t for t in takes if "heard" in (t.data.get("check") or {})]
-                flagged = [t.id for t in heard if t.data["check"].get("flagged")]
-                say(f"  {len(heard)} of {len(takes)} takes checked by ear; flagged: {', '.join(flagged) or 'none'}")
-            say("Cutting the episode…")
-
-            def bar(fraction: float, message: str) -> None:
-                filled = int(fraction * 30)
-                out.write(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% {message[:50]:<50}")
-                out.flush()
-            result = render_cut(session.canon, project.root, language=language, music=music, progress=bar)
-            out.write("\n")
-            for warning in result.warnings:   # the bar overwrote them: say them once more, plainly
-                say(f"  ! {warning}")
-            autos = sum(1 for e in session.ledger.entries() if e["actor"] == "auto")
-            say(f"Done in {time.perf_counter() - t0:.1f} s: {result.mp4}")
-            say(f"  captions {result.srt.name}, {result.vtt.name}; timeline {result.otio.name}; "
-                f"contact sheet {result.contact_sheet.name}; {result.duration_s:.1f} s long")
-            say(f"  {autos} automatic decisions are in {project.ledger_path.name} with actor 'auto'")
+            for number in wanted:
+                if number > 1 or len(wanted) > 1:
+                    say(f"— Episode {number} —")
+                if number > 1:
+                    view = session.start_episode(number)
+                view = decide_all(session, view, say)
+                _cut(session, project, number, language, music, say, out, t0)
     finally:
         if own_model:
             close_chat_model(model)
     return 0
+
+
+def _cut(session: DirectorSession, project: Any, episode: int, language: str, music: Path | None,
+         say: Callable[[str], None], out: TextIO, t0: float) -> None:
+    """Record the ear checks, then render `episode` into renders/epNN/ and say what was made."""
+    from agent.cut import render_cut
+
+    if session.take_checks is not None and not session.take_checks.unavailable:
+        say("Waiting for the takes' ear checks…" if session.take_checks.busy else "Recording the ear checks…")
+        session.record_take_checks()    # bounded wait; checks still running stay beside their WAVs
+        takes = session.canon.list("take")
+        heard = [t for t in takes if "heard" in (t.data.get("check") or {})]
+        flagged = [t.id for t in heard if t.data["check"].get("flagged")]
+        say(f"  {len(heard)} of {len(takes)} takes checked by ear; flagged: {', '.join(flagged) or 'none'}")
+    say(f"Cutting the episode (episode {episode})…")
+
+    def bar(fraction: float, message: str) -> None:
+        filled = int(fraction * 30)
+        out.write(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {fraction * 100:5.1f}% {message[:50]:<50}")
+        out.flush()
+    result = render_cut(session.canon, project.root, episode=episode, language=language, music=music,
+                        progress=bar)
+    out.write("\n")
+    for warning in result.warnings:   # the bar overwrote them: say them once more, plainly
+        say(f"  ! {warning}")
+    autos = sum(1 for e in session.ledger.entries() if e["actor"] == "auto")
+    say(f"Done in {time.perf_counter() - t0:.1f} s: {result.mp4}")
+    say(f"  captions {result.srt.name}, {result.vtt.name}; timeline {result.otio.name}; "
+        f"contact sheet {result.contact_sheet.name}; {result.duration_s:.1f} s long")
+    say(f"  {autos} automatic decisions are in {project.ledger_path.name} with actor 'auto'")
 
 
 def decide_all(session: DirectorSession, view: SessionView, say: Callable[[str], None]) -> SessionView:
@@ -123,6 +158,15 @@ def decide_all(session: DirectorSession, view: SessionView, say: Callable[[str],
     while view.awaiting_decision:
         pending = dict(view.pending or {})
         kind, title = pending.get("kind"), pending.get("title", "")
+        drafting = (pending.get("data") or {}).get("drafting")
+        if drafting and not pending.get("failure"):   # drawn as jobs: wait for them, never accept a draft
+            say(f"  … {title}: waiting for {len(drafting.get('jobs', []))} jobs ({drafting.get('label')})")
+            view = session.wait_for_drafts(DRAFT_WAIT_S)
+            if (view.pending or {}).get("proposal_id") == pending.get("proposal_id") and not \
+                    (view.pending or {}).get("failure") and ((view.pending or {}).get("data") or {}).get("drafting"):
+                raise BackendError(f"{title}: its jobs did not finish in {DRAFT_WAIT_S:.0f} s; the card is "
+                                   "still drafting in the project, open `storyreel studio` to follow it")
+            continue
         if pending.get("failure") or not pending.get("data"):
             redos += 1
             if redos > MAX_REDOS and pending.get("draft"):

@@ -1,10 +1,11 @@
-"""What the studio's web server may hand out: the open project's assets and renders, nothing else.
+"""What the studio's web server may hand out: the open project's assets, renders and reports, nothing else.
 
 gradio serves `/gradio_api/file=<absolute path>` for anything under its `allowed_paths` (minus its
 `blocked_paths`), and reads both lists on every request. The studio can switch projects while it
 runs, so both are live views of the open project instead of lists fixed at launch:
 
-- allowed: `<project>/assets` and `<project>/renders` of the project open now (none without one);
+- allowed: `<project>/assets`, `<project>/renders` and `<project>/reports` (the authorship report the
+  Credits tab writes) of the project open now (none without one);
 - blocked: the project's own records (canon.sqlite, state/, ledger.jsonl, project.toml, bible/, the
   lock) and every other project in the projects folder, even when a path is spelled to reach them.
 
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-SERVED_FOLDERS = ("assets", "renders")
+SERVED_FOLDERS = ("assets", "renders", "reports")   # reports: the Credits tab's downloads
 PRIVATE_ENTRIES = ("canon.sqlite", "canon.sqlite-wal", "canon.sqlite-shm", "state", "ledger.jsonl",
                    "project.toml", "bible", ".storyreel.lock")
 ACTIVE_SUFFIXES = (".html", ".htm", ".xhtml", ".svg", ".svgz", ".xml", ".js", ".mjs")

@@ -48,7 +48,12 @@ class SessionView:
 class DirectorSession:
     def __init__(self, project: Project, llm: ChatModel, *, targets: Targets | None = None,
                  actor: str = "human", painter: Any = None, candidates: int = 2,
-                 loras: dict[str, str] | None = None, voices: Any = None, animator: Any = None) -> None:
+                 loras: dict[str, str] | None = None, voices: Any = None, animator: Any = None,
+                 job_runner: Any = None) -> None:
+        """`job_runner` (a `tools.jobs.JobRunner` on this project with a "painter" role, or a function
+        that builds one once the project's lock is held): reference sheets, backgrounds and panels
+        are drafted as its jobs, and the session closes it; None: they are painted inside the graph
+        step, as before (tests, `storyreel chat`)."""
         self.project = project
         self.llm = llm
         self.actor = actor
@@ -73,15 +78,21 @@ class DirectorSession:
             self._saver = open_checkpointer(project.checkpoints_path)  # the strict serializer
             self._conn = self._saver.conn
             opened.append(self._conn)
-            # every chat message, once, in its own append-only table; state keeps a bounded tail
+            self.graph = build_graph(self._saver)
+            snap = self.graph.get_state(self.config)  # a crafted checkpoint is refused now, before any step
+            # Only now, with the project held and its checkpoints readable, is anything new written:
+            # every chat message, once, in its own append-only table (state keeps a bounded tail) ...
             self.transcript = Transcript(transcript_path(project.root))
             opened.append(self.transcript)
-            self.graph = build_graph(self._saver)
+            # ... and the job runner, whose queue from before a restart starts running at once
+            if job_runner is not None and not hasattr(job_runner, "submit"):
+                job_runner = job_runner()     # a factory: built once this session holds the project
+            if job_runner is not None:
+                opened.append(job_runner)
             self.context = DirectorContext(canon=self.canon, bible=self.bible, ledger=self.ledger,
                                            llm=llm, targets=targets or Targets(), project_root=project.root,
                                            painter=painter, candidates=candidates, loras=dict(loras or {}),
-                                           voices=voices, animator=animator)
-            snap = self.graph.get_state(self.config)  # a crafted checkpoint is refused now, before any step
+                                           voices=voices, animator=animator, job_runner=job_runner)
             if snap.values.get("messages") and self.transcript.count(thread_id=THREAD_ID) == 0:
                 self._record_transcript(snap.values["messages"])   # a project from before the table
         except BaseException:
@@ -99,10 +110,23 @@ class DirectorSession:
         self._bible_sync.start()
         # The offline router embeds its exemplar phrases once per process (a few seconds): now, in the
         # background, rather than on the director's first request.
-        threading.Thread(target=_warm_router, args=(llm,), name="router-warm", daemon=True).start()
-        from ui.jobs import JobRunner
+        self._router_warm = threading.Thread(target=_warm_router, args=(llm,), name="router-warm", daemon=True)
+        self._router_warm.start()
+        from ui.jobs import RenderJobs
 
-        self.jobs = JobRunner()
+        self.jobs = RenderJobs()        # episode renders
+        self.context.renderer = JobRenderer(self)   # "render episode 1" in the chat starts one of them
+        # Pictures drafted as jobs (tools.jobs): the card shows them drafting, and a collector thread
+        # resumes the graph (a `jobs_done` decision) when a drafting card's jobs are all done.
+        self.job_runner = job_runner
+        self._draft_wake = threading.Event()
+        self._unsubscribe = None
+        self._collector = None
+        if job_runner is not None:
+            self._unsubscribe = job_runner.subscribe(self._on_job_event)
+            self._collector = threading.Thread(target=self._collect_loop, name="draft-collector", daemon=True)
+            self._collector.start()
+            self._draft_wake.set()       # a card drafting before a restart may be done already
 
     # ------------------------------------------------------------------ running the graph
 
@@ -153,6 +177,8 @@ class DirectorSession:
     def retry(self) -> SessionView:
         """Run a stalled step again, or on a failure card, redo the step that failed."""
         with self._mutex:
+            if self.retry_jobs():            # a drafting card's failed jobs run again
+                return self.view()
             snap = self.graph.get_state(self.config)
             pending = snap.interrupts[0].value if snap.interrupts else None
             if pending and pending.get("failure") and pending.get("kind") != "input":
@@ -169,6 +195,7 @@ class DirectorSession:
             if snap.interrupts:
                 if (snap.interrupts[0].value or {}).get("kind") == "input":
                     raise InputError("there is nothing to skip: the agent is waiting for a message")
+                self._drop_drafts(snap.interrupts[0].value)
                 return self._resume({"type": "skip", "actor": self.actor})
             if not snap.next:
                 raise InputError("there is nothing to skip: no step is running or waiting")
@@ -188,6 +215,141 @@ class DirectorSession:
 
         self._invoke(Command(resume=dict(decision)))
         return self.view()
+
+    # ------------------------------------------------------------------ drafting cards (jobs)
+
+    @staticmethod
+    def _drafting(pending: ReviewRequest | None) -> dict[str, Any] | None:
+        """The drafting entry of a card whose pictures are being drawn as jobs, else None."""
+        data = (pending or {}).get("data")
+        return data.get("drafting") if isinstance(data, dict) and isinstance(data.get("drafting"), dict) else None
+
+    def _job_status(self, job_id: str) -> Any:
+        from tools.jobs import JobError, JobStatus
+
+        try:
+            return self.job_runner.status(job_id)
+        except JobError as exc:   # a job this runner never had (its jobs table was deleted or replaced)
+            return JobStatus(job_id=job_id, key="", role="painter", label="", state="failed", progress=0.0,
+                             message=str(exc), elapsed_s=0.0, attempts=0, error=str(exc))
+
+    def _with_jobs(self, pending: ReviewRequest | None) -> ReviewRequest | None:
+        """A drafting card with its jobs' live status (done/total, elapsed, each job's state and a
+        failed one's reason); a card whose jobs all failed or were cancelled says so as its failure,
+        so Retry / Redo / Skip apply. Wakes the collector when they are all done."""
+        drafting = self._drafting(pending)
+        if drafting is None or self.job_runner is None:
+            return pending
+        statuses = [self._job_status(j) for j in drafting.get("jobs", [])]
+        done = sum(st.state == "done" for st in statuses)
+        failed = [st for st in statuses if st.state == "failed"]
+        cancelled = [st for st in statuses if st.state == "cancelled"]
+        active = [st for st in statuses if st.active]
+        live = {**drafting, "done": done, "total": len(statuses),
+                "elapsed_s": max((st.elapsed_s for st in statuses), default=0.0),
+                "status": [{"n": i + 1, "job_id": st.job_id, "state": st.state, "progress": st.progress,
+                            "message": st.message if st.active else "", "error": st.error}
+                           for i, st in enumerate(statuses)],
+                "failed": bool(failed) and not active, "cancelled": bool(cancelled) and not active}
+        card = dict(pending or {})
+        card["data"] = {**(card.get("data") or {}), "drafting": live}
+        if statuses and done == len(statuses):
+            self._draft_wake.set()
+        elif not active and failed:
+            card["failure"] = "; ".join(f"job #{statuses.index(st) + 1} failed: {st.error}" for st in failed)
+        elif not active and cancelled:
+            card["failure"] = "drafting was cancelled: press Redo to draw again, or Skip this step"
+        return card  # type: ignore[return-value]
+
+    def _on_job_event(self, event: Any) -> None:
+        if event.state == "done":
+            self._draft_wake.set()
+
+    def _collect_loop(self) -> None:
+        while not self._stop_sync.is_set():
+            self._draft_wake.wait()
+            self._draft_wake.clear()
+            if self._stop_sync.is_set():
+                return
+            try:
+                self.collect_drafts()
+            except Exception:  # noqa: BLE001 - the next event or refresh tries again; the card shows the jobs
+                logging.getLogger(__name__).exception("turning a drafting card into its candidates failed")
+
+    def collect_drafts(self) -> bool:
+        """When the card's jobs are all done, resume the graph with their results (`jobs_done`), so
+        the card turns into the candidates. True when it did. Cheap: no painting happens here."""
+        if self.job_runner is None:
+            return False
+        with self._mutex:
+            snap = self.graph.get_state(self.config)
+            pending = snap.interrupts[0].value if snap.interrupts else None
+            drafting = self._drafting(pending)
+            if drafting is None:
+                return False
+            jobs = list(drafting.get("jobs", []))
+            if not jobs or any(self._job_status(j).state != "done" for j in jobs):
+                return False
+            results = []
+            for job_id in jobs:
+                result = self.job_runner.result(job_id)
+                results.append({"job_id": job_id, "files": dict(result.files), "data": dict(result.data)})
+            self._resume({"type": "jobs_done", "results": results, "actor": "auto",
+                          "proposal_id": (pending or {}).get("proposal_id", "")})
+            return True
+
+    def wait_for_drafts(self, timeout: float = 600.0) -> SessionView:
+        """Wait (bounded by `timeout` seconds) for the drafting card's jobs, then turn it into its
+        candidates (`storyreel make`). A card whose jobs failed or were cancelled comes back as a
+        failure card; one still drafting after the timeout comes back drafting."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        view = self.view()
+        drafting = self._drafting(view.pending)
+        if drafting is None or self.job_runner is None:
+            return view
+        for job_id in drafting.get("jobs", []):
+            self.job_runner.wait(job_id, timeout=max(0.0, deadline - time.monotonic()))
+        self.collect_drafts()
+        return self.view()
+
+    def cancel_drafting(self, proposal_id: str | None = None) -> SessionView:
+        """Cancel the drafting card's jobs (the Cancel button); the card then offers Redo and Skip.
+        Refused, like a decision, when `proposal_id` names a card that is no longer pending."""
+        with self._mutex:
+            pending = self._require_waiting()
+            self._require_card(pending, proposal_id)
+            drafting = self._drafting(pending)
+            if drafting is None or self.job_runner is None:
+                raise InputError("there is nothing drafting on the card to cancel")
+            if not any(self._job_status(j).active for j in drafting.get("jobs", [])):
+                raise InputError("the card's jobs are no longer running (finished, failed or cancelled); "
+                                 "press Redo to draw again, or Skip this step")
+            self._drop_drafts(pending)
+            return self.view()
+
+    def _drop_drafts(self, pending: ReviewRequest | None) -> None:
+        """Cancel the card's jobs still queued or running (the card is being left or redone)."""
+        drafting = self._drafting(pending)
+        if drafting is None or self.job_runner is None:
+            return
+        for job_id in drafting.get("jobs", []):
+            if self._job_status(job_id).active:
+                self.job_runner.cancel(job_id)
+
+    def retry_jobs(self) -> bool:
+        """Queue the drafting card's failed or cancelled jobs again (the Retry button on it)."""
+        with self._mutex:
+            snap = self.graph.get_state(self.config)
+            pending = snap.interrupts[0].value if snap.interrupts else None
+            drafting = self._drafting(pending)
+            if drafting is None or self.job_runner is None:
+                return False
+            again = [j for j in drafting.get("jobs", []) if self._job_status(j).state in ("failed", "cancelled")]
+            for job_id in again:
+                self.job_runner.retry(job_id)
+            return bool(again)
 
     def send(self, text: str) -> SessionView:
         """A chat message: the premise, a question about the bible, or a change request."""
@@ -218,6 +380,12 @@ class DirectorSession:
             if checked.get("type") == "edit" and lookup(pending.get("kind")).media == "images":
                 raise InputError(f"a {pending.get('kind')} card has no fields to edit; pick a candidate and "
                                  "Accept, upload your own, or Reject with a note")
+            if checked.get("type") == "jobs_done":
+                raise InputError("jobs_done is the session's own decision (a drafting card's jobs are done); "
+                                 "accept, reject, redo or skip instead")
+            if checked.get("type") in ("reject", "redo", "skip"):
+                self._drop_drafts(pending)   # the card is redrawn or left: its jobs are not needed
+                                             # (an `open` stashes the card: its jobs go on)
             return self._resume(checked)
 
     @staticmethod
@@ -264,6 +432,7 @@ class DirectorSession:
                                  "sheets, backgrounds, panels and line takes")
             size = None if pending.get("kind") == "reference" else (1080, 1920)
             dest = import_image(Path(src), self.project.assets_dir / "uploads", size=size)
+            self._drop_drafts(pending)   # the director's own image replaces what was drafting
             return self._resume({"type": "upload", "path": self.project.relative(dest), "actor": self.actor})
 
     def open_item(self, kind: str, subject: str) -> SessionView:
@@ -276,16 +445,41 @@ class DirectorSession:
             self._require_waiting()
             return self._resume({"type": "open", "task": task, "actor": self.actor})
 
+    def start_episode(self, episode: int) -> SessionView:
+        """Start `episode` (the studio's button; "let's start episode 2" in the chat does the same
+        through agent.tools.episodes): marked started in canon and logged, then its first card is
+        put on the review gate (the story so far of the episode before, when still to review, else
+        its beats); a card that was on screen comes back after it. InputError names the outline's
+        episode count for an episode it does not have."""
+        from agent import episodes
+        from agent.kinds import next_task
+
+        with self._mutex:
+            self._require_waiting()
+            episodes.start_episode(self.canon, self.ledger, episode, actor=self.actor,
+                                   request=f"start episode {episode}")
+            task = next_task(self.canon, self.context, episode=episode - 1) if episode > 1 else None
+            if task is None or task.get("kind") != "facts":
+                task = next_task(self.canon, self.context, episode=episode)
+            field = lookup(task["kind"]).opens if task is not None else None
+            if task is None or not field:
+                return self.view()
+            task = {**task, field: task.get(field) or episodes.episode_record_id(int(task.get("episode") or episode))}
+            return self._resume({"type": "open", "task": task, "actor": self.actor})
+
     # ------------------------------------------------------------------ reading
 
-    def storyboard(self) -> list[dict[str, Any]]:
-        """Each scene's shots in order, with the accepted panel (if any) and its status."""
+    def storyboard(self, episode: int | None = None) -> list[dict[str, Any]]:
+        """Each scene's shots in order (of one ``episode``, or of all), with the accepted panel (if
+        any) and its status."""
         from agent.storyboard import image_record_id, image_status, ordered_scenes, shots_of
 
         view = self.view()
         drafting = (view.pending or {}).get("data") or {}
         board = []
-        for scene in ordered_scenes(self.canon):
+        scenes = ordered_scenes(self.canon) if episode is None else sorted(
+            self.canon.children("scene", "episode", episode), key=lambda r: r.data.get("number", 0))
+        for scene in scenes:
             shots = []
             for shot in shots_of(self.canon, scene.id):
                 try:
@@ -329,14 +523,15 @@ class DirectorSession:
         png = contact_sheet(items, out / "contact_sheet.png", out / "contact_sheet.pdf", title=title)
         return png, out / "contact_sheet.pdf"
 
-    def voices(self) -> dict[str, Any]:
-        """The cast's voices and every line's takes per language, with their status."""
+    def voices(self, episode: int | None = None) -> dict[str, Any]:
+        """The cast's voices and every line's takes per language, with their status, for ``episode``
+        (default: the episode the studio shows, `current_episode`)."""
         from agent.voices import PRIMARY_LANGUAGE, dub_languages, episode_lines, take_id, take_status
 
         cast = self.canon.list("voice")
         rows = []
         for language in [PRIMARY_LANGUAGE, *dub_languages(self.canon)]:
-            for scene, line in episode_lines(self.canon):
+            for scene, line in episode_lines(self.canon, episode or self.current_episode()):
                 try:
                     take = self.canon.get(take_id(line["id"], language))
                 except RecordNotFoundError:
@@ -403,7 +598,7 @@ class DirectorSession:
         before it (not 'stalled')."""
         snap = self.graph.get_state(self.config)
         pending = snap.interrupts[0].value if snap.interrupts else None
-        pending = self._with_take_check(pending)
+        pending = self._with_jobs(self._with_take_check(pending))
         return SessionView(messages=self._chat(snap.values.get("messages", [])), pending=pending,
                            model=self.llm.description, is_demo=bool(getattr(self.llm, "is_demo", False)),
                            stalled=bool(snap.next) and not snap.interrupts and not self._running,
@@ -428,6 +623,49 @@ class DirectorSession:
     def records(self, kinds: tuple[str, ...] = BIBLE_KINDS) -> dict[str, list[Record]]:
         return {kind: self.canon.list(kind) for kind in kinds}
 
+    # ------------------------------------------------------------------ the series
+
+    _episode: int | None = None   # the episode the studio's tabs show (None: the latest started)
+
+    def current_episode(self) -> int:
+        """The episode the storyboard, voices and episode tabs show and render: the one picked with
+        `pick_episode`, else the latest started (agent.series.latest_started_episode)."""
+        from agent.series import latest_started_episode
+
+        return self._episode or latest_started_episode(self.canon)
+
+    def pick_episode(self, episode: int) -> int:
+        """Show (and render) ``episode`` in the studio's tabs; it must be one the series knows."""
+        from agent.series import check_episode, series_episodes
+
+        check_episode(episode)
+        known = series_episodes(self.canon)
+        if known and episode not in known:
+            raise InputError(f"episode {episode} is not in the outline (episodes {', '.join(map(str, known))}); "
+                             "pick one of those, or add it to the outline first")
+        self._episode = episode
+        return episode
+
+    def series_board(self, language: str = "en") -> list[Any]:
+        """One agent.series.EpisodeStatus per episode: outline / writing / storyboard / voiced / cut / stale."""
+        from agent.series import series_board
+
+        return series_board(self.canon, self.project, language=language,
+                            painter=getattr(self.context.painter, "name", None))
+
+    def export_season(self, out_dir: Path | None = None, language: str = "en") -> Any:
+        """Every rendered episode's files, a season timeline and contact sheet (agent.series.export_season)."""
+        from agent.series import export_season
+
+        return export_season(self.canon, self.project, out_dir, language=language)
+
+    def credits(self, episode: int | None = None) -> Any:
+        """The Credits tab (ui.credits.CreditsView) for ``episode`` or the whole series; writes the
+        report files into PROJECT/reports/."""
+        from ui.credits import credits_view
+
+        return credits_view(self.canon, self.ledger, self.project, episode=episode)
+
     def outline(self) -> dict[str, Any]:
         """The season outline, episode 1's beats and its scenes, for the outline panel."""
         return {"outline": self.canon.live("outline"), "beats": [r for r in self.canon.list("beats")],
@@ -443,49 +681,27 @@ class DirectorSession:
 
         Without a record id, undoes the last accepted change. Reverting revision 1 deletes the
         record (a tombstone revision; it can be brought back). The revert is a logged decision.
+        When the change undone came from a structural edit (a reorder, split, merge or removal),
+        all of that edit is undone, as the chat's `undo` does (`agent.tools.actions.undo_change`,
+        the one place that decides); the record asked about (or the first one) is returned.
         """
+        from agent.tools.actions import undo_change
+
         with self._mutex:
-            if record_id is None:
-                decided = self.ledger.last_decided()
-                if decided is None:
-                    raise InputError("nothing to undo yet: no accepted record")
-                record_id = decided["record_id"]
-            current = self.canon.get(record_id)
-            target = current.rev - 1 if to_rev is None else to_rev
-            if target < 0 or target >= current.rev:
-                raise InputError(f"cannot revert {record_id} (rev {current.rev}) to rev {target}; "
-                                 f"choose a revision between 0 and {current.rev - 1} (0 deletes it)")
-
-            def write() -> list[Record]:
-                if target == 0:
-                    return [self.canon.delete(record_id, actor=self.actor, note="undo: deleted")]
-                return [self.canon.revert(record_id, target, actor=self.actor, note=f"undo to rev {target}")]
-
-            # Like an accepted proposal: the revision and its commit row in one transaction, the
-            # ledger line derived from it (a crash in between is completed on the next open).
-            import uuid
-
-            op = f"undo-{uuid.uuid4().hex[:12]}"
-            (rec,), _ = self.canon.commit_proposal(
-                op, write, kind=current.kind, actor=self.actor, action="revert",
-                note=f"reverted {record_id} to rev {target}",
-                inputs={"from_rev": current.rev, "to_rev": target})
-            self.ledger.complete(self.canon, op)
-            self.bible.index(rec)
+            done = undo_change(self.context, record_id, to_rev, actor=self.actor)
             self._propose_redraws()
-            return rec
+            return done.record
 
     def _propose_redraws(self) -> None:
         """After a revert, the agent puts the first picture it made stale (or removed) on the card
         when nothing else is there; the rest follow as the director decides (`plan_next`)."""
-        from agent.review import OPEN_KINDS
         from agent.storyboard import next_storyboard_task
 
         snap = self.graph.get_state(self.config)
         if not snap.interrupts or (snap.interrupts[0].value or {}).get("kind") != "input":
             return   # a card is pending: redraws come after it
         task = next_storyboard_task(self.canon, self.context)
-        if task and task.get("kind") in OPEN_KINDS:
+        if task and lookup(task.get("kind")).opens:
             self._resume({"type": "open", "task": dict(task), "actor": self.actor})
 
     def _sync_bible(self) -> None:
@@ -531,9 +747,19 @@ class DirectorSession:
 
     def close(self) -> None:
         self._stop_sync.set()
+        self._draft_wake.set()
+        if self._collector is not None:
+            self._collector.join(timeout=30)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        if self.job_runner is not None:
+            self.job_runner.close()    # running jobs finish; queued ones stay queued for the next open
         if self.take_checks is not None:
             self.take_checks.close()
         self._bible_sync.join(timeout=60)
+        # native inference (onnxruntime) still running in a thread when the process exits aborts it
+        # ("terminate called without an active exception"): the warm-up is a few seconds at most
+        self._router_warm.join(timeout=60)
         with self._mutex:
             try:
                 self._conn.close()
@@ -550,6 +776,33 @@ class DirectorSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class JobRenderer:
+    """The chat's `render` tool in a session (agent.tools.actions.EpisodeRenderer): the render runs
+    as the session's background job (`DirectorSession.jobs`, the one the Episode tab follows), so
+    the chat answers at once. A full render is `DirectorSession.render`; a preview renders the
+    low-res cut without motion (`render_now(..., preview=True)`) into renders/epNN/preview/."""
+
+    def __init__(self, session: DirectorSession) -> None:
+        self._session = session
+
+    def start(self, episode: int, *, preview: bool) -> str:
+        s = self._session
+        if not preview:
+            job = s.render(episode=episode)
+            where = f"renders/ep{episode:02d}/"
+        else:
+            from agent.tools.actions import render_now
+
+            s.ledger.append(actor=s.actor, action="render", record_id=f"episode-{episode}", kind="episode",
+                            inputs={"preview": True}, note=f"render a preview of episode {episode}")
+            job = s.jobs.submit("render", lambda progress: render_now(s.context, episode, preview=True,
+                                                                      progress=progress))
+            where = f"renders/ep{episode:02d}/preview/"
+        what = f"a preview of episode {episode}" if preview else f"episode {episode}"
+        return (f"Rendering {what} in the background (job {job.id}) into {where}; the Episode tab shows its "
+                "progress, and the chat stays open meanwhile.")
 
 
 def _warm_router(llm: ChatModel) -> None:
@@ -590,9 +843,30 @@ def _open_bible(project: Project) -> Bible:
         return Bible(folder)
 
 
+def build_job_runner(project: Project, painter: Any, *, backend: str | None = None) -> Any:
+    """The job runner a project's [jobs] table names (`backend` overrides it: "inprocess" or "ray"),
+    with the painter and voices roles. In-process with one GPU lane, the painter is the session's
+    own instance (its pipeline loads once); Ray actors, or several lanes, each build their own from
+    [painter]."""
+    from tools.jobs import Registry, jobs_settings, runner_from_settings
+    from tools.jobs.roles import painter_role, painter_role_for, tts_role
+
+    section = dict(project.settings.get("jobs") or {})
+    settings = jobs_settings(section if backend is None else {**section, "backend": backend})
+    shared = settings["backend"] == "inprocess" and settings["lanes"]["gpu"] == 1 and painter is not None
+    paint = painter_role_for(painter) if shared else painter_role(project.settings.get("painter"))
+    voice = dict(project.settings.get("voice", {}))
+    registry = Registry([paint, tts_role(voice.get("openai"))])
+    return runner_from_settings(project, registry, backend=backend)
+
+
 def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = None,
-                 actor: str = "human", take_check: bool | None = None) -> DirectorSession:
-    """A session with the backends the project's settings name ([painter] in project.toml)."""
+                 actor: str = "human", take_check: bool | None = None, jobs: str | None = None
+                 ) -> DirectorSession:
+    """A session with the backends the project's settings name ([painter] in project.toml).
+
+    `jobs`: None paints inside the graph step (the terminal chat); "settings" drafts pictures as jobs
+    on the runner project.toml's [jobs] names (the studio, `make`); "inprocess" or "ray" choose it."""
     from tools.backends.factory import animator_from_settings, painter_from_settings, painter_settings
 
     section = project.settings.get("painter")
@@ -602,7 +876,11 @@ def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = 
 
     voice = dict(project.settings.get("voice", {}))
     targets = targets or Targets.from_settings(project.settings)   # one set of targets per project
-    return DirectorSession(project, llm, targets=targets, actor=actor, painter=painter,
+    if jobs not in (None, "settings", "inprocess", "ray"):
+        raise InputError(f"jobs = {jobs!r}: use \"inprocess\" or \"ray\" (or the project's [jobs] table)")
+    backend = None if jobs in (None, "settings") else jobs
+    runner = None if jobs is None else (lambda: build_job_runner(project, painter, backend=backend))
+    return DirectorSession(project, llm, targets=targets, actor=actor, painter=painter, job_runner=runner,
                            candidates=candidates, loras=dict(options.get("loras", {})),
                            voices=VoiceBackends(voice.get("openai"), checker=take_checker(voice, take_check)),
                            animator=animator_from_settings(project.settings.get("motion")))

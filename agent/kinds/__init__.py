@@ -6,6 +6,7 @@ strings.
 One module per family declares its kinds as `Kind` records (`agent.kinds.base`):
 
 - `story`: series (with its style guide), character, location, prop, outline, beats, scene
+- `facts`: an episode's "story so far" (summary and continuity facts), once a later one is started
 - `shots`: a scene's shot plan
 - `visual`: reference sheet, background, panel (painted candidates; pick or upload)
 - `audio`: casting, take (synthesised; adjust, accept, or upload a recording)
@@ -93,13 +94,19 @@ def lookup(name: str | None) -> Kind:
                 failure_help=NOT_A_KIND_HELP)
 
 
-def next_task(canon: Canon, ctx: DirectorContext) -> Task | None:
-    """The next proposal the agent makes unasked: the first kind (in registration order) whose
-    planner has one. Writers' room, then storyboard, voices and motion."""
-    for kind in list(KINDS.values()):
-        task = kind.plan(canon, ctx)
-        if task is not None:
-            return task
+def next_task(canon: Canon, ctx: DirectorContext, *, episode: int | None = None) -> Task | None:
+    """The next proposal the agent makes unasked: per started episode, earliest first
+    (agent.episodes), the first kind (in registration order) whose planner has one. Writers' room,
+    story so far, storyboard, voices and motion of episode N, then episode N+1. `episode`: plan only
+    that one (the director started it, or picked it)."""
+    from agent.episodes import planning, started_episodes
+
+    for ep in [episode] if episode is not None else started_episodes(canon):
+        with planning(ep):
+            for kind in list(KINDS.values()):
+                task = kind.plan(canon, ctx)
+                if task is not None:
+                    return task
     return None
 
 
@@ -107,10 +114,12 @@ HOOKS = tuple(f.name for f in fields(Kind))
 
 
 def _builtins() -> None:
-    from agent.kinds import audio, motion, shots, story, structure, translation, visual
+    from agent.kinds import audio, facts, motion, shots, story, structure, translation, visual
 
-    for module in (story, shots, visual, audio, translation, motion, structure):
+    for module in (story, facts, shots, visual, audio, translation, motion, structure):
         register(*module.KINDS)
+    for name in facts.CHECKED_KINDS:   # continuity warnings on scene, shot-plan and panel cards
+        KINDS[name] = facts.with_continuity(KINDS[name])   # in place: the planners keep their order
 
 
 _builtins()

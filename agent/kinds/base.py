@@ -343,7 +343,20 @@ class Kind:
     needs_scene: bool = False                   # the task names a scene_id whose data the hooks read
     named: bool = False                         # a new record needs a name canon does not have yet
     family: str = "story"
+    opens: str | None = None                    # the task field naming its subject when a click or an
+                                                # `open` decision may put it on the card ("subject",
+                                                # "scene_id"); "" never. None: from `media` (below)
+    chat_notes: bool | None = None              # a chat message about a new draft of it on the card
+                                                # is a note for its next draft. None: writers' room
+                                                # field proposals (family story, fields to edit)
 
     def __post_init__(self) -> None:
         if self.summarise is None:
             object.__setattr__(self, "summarise", lambda data: summarise_fields(self.name, data))
+        if self.opens is None:   # pictures and voices are a record's; a scene's plan and motion the scene's
+            opens = ("scene_id" if self.needs_scene or self.media == "clip"
+                     else "subject" if self.media in ("images", "audio") else "")
+            object.__setattr__(self, "opens", opens)
+        if self.chat_notes is None:
+            object.__setattr__(self, "chat_notes", self.family == "story" and self.edit == "fields"
+                               and self.media == "fields")

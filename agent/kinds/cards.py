@@ -21,15 +21,33 @@ def esc(value: Any) -> str:
     return str(value).replace("<", "&lt;").replace(">", "&gt;")
 
 
-_SHOT_ID = re.compile(r"scene-ep(\d+)-(\d+)-s(\d+)$")
+_SCENE_ID = re.compile(r"scene-ep(\d+)-(\d+)$")
+_SHOT_ID = re.compile(r"(scene-ep\d+-\d+)-s(\d+)$")
 
 
-def shot_label(shot_id: str, *, short: bool = False) -> str:
-    """`scene-ep1-2-s3` as "scene 2 · shot 3" (short: "sc2 s3"); other ids as they are."""
+def scene_number(scene_id: str, canon: Any = None) -> int | None:
+    """A scene's place in its episode: the live scene's `number` field in `canon`. The id
+    (`scene-ep1-2`) is only the name the scene was given when it was created, so after a reorder or
+    split it no longer says where the scene is; it is read only without a canon (or for a scene
+    canon does not have), and None when it is no scene id."""
+    if canon is not None:
+        rec = canon.live(str(scene_id))
+        if rec is not None and rec.kind == "scene" and rec.data.get("number") is not None:
+            return int(rec.data["number"])
+    m = _SCENE_ID.search(str(scene_id))
+    return int(m[2]) if m else None
+
+
+def shot_label(shot_id: str, *, short: bool = False, canon: Any = None) -> str:
+    """`scene-ep1-2-s3` as "scene 2 · shot 3" (short: "sc2 s3"), the scene's number read from
+    `canon` when given (see `scene_number`); other ids as they are."""
     m = _SHOT_ID.search(str(shot_id))
     if not m:
         return str(shot_id)
-    return f"sc{m[2]} s{m[3]}" if short else f"scene {m[2]} · shot {m[3]}"
+    shot = canon.live(str(shot_id)) if canon is not None else None
+    index = int(shot.data.get("index") or m[2]) if shot is not None else int(m[2])
+    scene = scene_number(str(shot.data.get("scene_id") or m[1]) if shot is not None else m[1], canon)
+    return f"sc{scene} s{index}" if short else f"scene {scene} · shot {index}"
 
 
 def palette(colours: list[str]) -> str:
@@ -84,17 +102,21 @@ def data_markdown(kind: str, data: dict[str, Any]) -> str:
 
 
 def motion_markdown(data: dict[str, Any]) -> str:
-    """A motion proposal as one readable row per shot; the preview clip plays under the card."""
+    """A motion proposal as one readable row per shot; the preview clip plays under the card.
+
+    The card is one scene's, named by its id: a card is drawn from its data alone, and the id's
+    number is not the scene's place after a reorder or split (`scene_number`)."""
     rows = []
     for i, m in enumerate(data.get("shots", []), 1):
         effects = [name for name in ("vignette", "flicker", "flash") if m.get(name)]
-        rows.append(f"{i}. **{esc(shot_label(m.get('shot_id', '?')))}** — camera "
+        found = _SHOT_ID.search(str(m.get("shot_id", "")))
+        name = f"shot {found[2]}" if found else str(m.get("shot_id", "?"))
+        rows.append(f"{i}. **{esc(name)}** — camera "
                     f"*{esc(m.get('camera_move') or 'static')}* ({esc(str(m.get('ease') or 'in_out').replace('_', '-'))})"
                     f" · grade {esc(m.get('grade') or 'none')} · "
                     + (f"effects: {', '.join(effects)}" if effects else "no effects")
                     + f" · ← {esc(m.get('transition') or 'cut')} · pad {float(m.get('pad_s') or 0):.1f} s")
-    scene = shot_label(f"{data.get('scene_id', '')}-s1").split(" · ")[0]
     preview = ("The low-res preview plays below." if data.get("preview")
                else "No preview clip was made for this proposal.")
-    return f"Motion for **{esc(scene)}** (`{esc(data.get('scene_id', ''))}`), per shot:\n\n" + "\n".join(rows) \
+    return f"Motion for scene `{esc(data.get('scene_id', ''))}`, per shot:\n\n" + "\n".join(rows) \
         + f"\n\n{preview}"

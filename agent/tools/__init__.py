@@ -9,7 +9,7 @@ ready proposal) for the one review gate, and nothing reaches canon until the dir
 
 Families: `ask` (ask_bible, status, show), `revise` (revise, add, remove, reorder, split_scene,
 merge_scenes, rewrite_lines), `production` (reframe_shot, redo_panel, recast, redo_take,
-change_motion, dub, pronounce), `actions` (review, render, undo).
+change_motion, dub, pronounce), `actions` (review, render, undo), `episodes` (start_episode).
 """
 from __future__ import annotations
 
@@ -116,10 +116,10 @@ class ToolCall:
 
 
 def _registry() -> dict[str, Tool]:
-    from agent.tools import actions, ask, production, revise
+    from agent.tools import actions, ask, episodes, production, revise
 
     table: dict[str, Tool] = {}
-    for module in (ask, revise, production, actions):
+    for module in (ask, revise, production, actions, episodes):
         for tool in module.TOOLS:
             table[tool.name] = tool
     return table

@@ -4,13 +4,16 @@
 without one, renders at once; either way it first refuses, naming them, the panels, takes and
 motion the episode still needs.
 
-`undo` is the director's own logged decision, as `/undo` and the History & undo tab: a revert is a
-new revision (nothing is destroyed) written in one transaction with its commit row, the ledger line
-derived from it, keyed so that a step that runs again never reverts twice.
+`undo` is the director's own logged decision, as `/undo` and the History & undo tab (all three go
+through `undo_change`, the one place that decides what an undo reverts): a revert is a new revision
+(nothing is destroyed) written in one transaction with its commit row, the ledger line derived from
+it, keyed so that a step that runs again never reverts twice; a change that came from a structural
+edit undoes all of that edit.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -19,7 +22,8 @@ from pydantic import BaseModel, Field
 from agent.state import Task
 from agent.tools import Outcome, Tool, ToolContext, ToolError
 from agent.tools.refs import Catalog, display, resolve
-from memory.errors import StoryreelError
+from memory.canon import Record
+from memory.errors import InputError, StoryreelError
 
 if TYPE_CHECKING:
     from agent.context import DirectorContext
@@ -138,64 +142,115 @@ def render(tc: ToolContext, args: RenderArgs) -> Outcome:
                        + (f" Out of date in it:{warned}" if warned else ""))
 
 
-def undo(tc: ToolContext, args: UndoArgs) -> Outcome:
-    ctx = tc.ctx
-    if args.record:
-        rec = resolve(Catalog.of(ctx.canon), args.record,
-                      ("character", "location", "prop", "scene", "shot", "series", "style", "outline", "beats",
-                       "episode", "voice", "glossary"), what="record")
-        record_id = rec.id
-    else:
-        decided = ctx.ledger.last_decided()
-        if decided is None:
-            raise ToolError("nothing to undo yet: no accepted record")
-        record_id = str(decided["record_id"])
-        last = ctx.canon.commit_of(str((decided.get("inputs") or {}).get("proposal_id") or ""))
-        if last is not None and last.kind == "structure":   # a reorder, split, merge or removal: all of it
-            return undo_structure(tc, last.proposal_id)
-    current = ctx.canon.get(record_id)
-    if args.revision is None or args.revision == current.rev - 1:
-        made_by = next((c for c in reversed(ctx.canon.commits()) if c.kind == "structure"
-                        and (record_id, current.rev) in c.records), None)
-        if made_by is not None:   # its last change was a reorder, split, merge or removal: undo all of it
-            return undo_structure(tc, made_by.proposal_id)
-    target = current.rev - 1 if args.revision is None else args.revision
-    if target < 0 or target >= current.rev:
-        raise ToolError(f"cannot revert {record_id} (rev {current.rev}) to rev {target}; choose a revision "
-                        f"between 0 and {current.rev - 1} (0 deletes it)")
+@dataclass(frozen=True)
+class Undone:
+    """What an undo did: the records it wrote (the one asked about first) and a sentence for the chat."""
 
-    def write() -> list:
-        if target == 0:
-            return [ctx.canon.delete(record_id, actor="human", note="undo: deleted")]
-        return [ctx.canon.revert(record_id, target, actor="human", note=f"undo to rev {target}")]
+    records: list[Record]
+    say: str
+    structure: str | None = None     # the structure proposal undone as a whole, if it was one
 
-    op = f"undo-{record_id}-r{current.rev}-to{target}"   # the same undo, run again, is not applied twice
-    (rec,), _ = ctx.canon.commit_proposal(op, write, kind=current.kind, actor="human", action="revert",
-                                          note=f"reverted {record_id} to rev {target}",
-                                          inputs={"from_rev": current.rev, "to_rev": target, "request": tc.text})
-    ctx.ledger.complete(ctx.canon, op)
-    ctx.bible.index(rec)
-    return Outcome(say=f"Reverted {record_id} to revision {target}: now rev {rec.rev}"
-                       + (" (deleted)." if rec.deleted else ".") + " Undo it the same way if that was not it.",
-                   wrote=True)
+    @property
+    def record(self) -> Record:
+        return self.records[0]
 
 
-def undo_structure(tc: ToolContext, proposal_id: str) -> Outcome:
-    """Undo a structural edit as a whole (every record it moved, created or removed), one transaction."""
+def undo_change(ctx: DirectorContext, record_id: str | None = None, revision: int | None = None, *,
+                actor: str = "human", request: str = "") -> Undone:
+    """Undo, as the director's logged decision: the one place that decides what an undo reverts
+    (the `undo` tool, `/undo` and the History & undo tab all come here).
+
+    Without a record: the last accepted change. When that change, or the record's current
+    revision (going back one), came from a structural edit (reorder, split, merge, removal), all of
+    that edit is undone (`agent.structure.undo`), else the record alone goes back to `revision`
+    (default: the one before; 0 deletes it). InputError names a bad revision or a refused undo."""
     from agent import structure
 
-    ctx = tc.ctx
-    try:
-        records = structure.undo(ctx.canon, proposal_id, actor="human")
-    except structure.StructureError as exc:
-        raise ToolError(str(exc)) from exc
+    if record_id is None:
+        decided = ctx.ledger.last_decided()
+        if decided is None:
+            raise InputError("nothing to undo yet: no accepted record")
+        record_id = str(decided["record_id"])
+        last = ctx.canon.commit_of(str((decided.get("inputs") or {}).get("proposal_id") or ""))
+        if last is not None and last.kind == structure.KIND:   # a reorder, split, merge or removal: all of it
+            return _undo_structure(ctx, last.proposal_id, record_id, actor)
+    current = ctx.canon.get(record_id)
+    if revision is None or revision == current.rev - 1:
+        made_by = next((c for c in reversed(ctx.canon.commits()) if c.kind == structure.KIND
+                        and (record_id, current.rev) in c.records), None)
+        if made_by is not None:   # its last change was a reorder, split, merge or removal: undo all of it
+            return _undo_structure(ctx, made_by.proposal_id, record_id, actor)
+    target = current.rev - 1 if revision is None else revision
+    if target < 0 or target >= current.rev:
+        raise InputError(f"cannot revert {record_id} (rev {current.rev}) to rev {target}; choose a revision "
+                         f"between 0 and {current.rev - 1} (0 deletes it)")
+
+    def write() -> list[Record]:
+        if target == 0:
+            return [ctx.canon.delete(record_id, actor=actor, note="undo: deleted")]
+        return [ctx.canon.revert(record_id, target, actor=actor, note=f"undo to rev {target}")]
+
+    # Like an accepted proposal: the revision and its commit row in one transaction, the ledger line
+    # derived from it (a crash in between is completed on the next open); keyed by the revision it
+    # starts from, so the same undo, run again (a step resumed), is not applied twice.
+    op = f"undo-{record_id}-r{current.rev}-to{target}"
+    (rec,), _ = ctx.canon.commit_proposal(op, write, kind=current.kind, actor=actor, action="revert",
+                                          note=f"reverted {record_id} to rev {target}",
+                                          inputs={"from_rev": current.rev, "to_rev": target,
+                                                  **({"request": request} if request else {})})
+    ctx.ledger.complete(ctx.canon, op)
+    ctx.bible.index(rec)
+    return Undone([rec], f"Reverted {record_id} to revision {target}: now rev {rec.rev}"
+                  + (" (deleted)." if rec.deleted else ".") + " Undo it the same way if that was not it.")
+
+
+def _undo_structure(ctx: DirectorContext, proposal_id: str, record_id: str | None, actor: str) -> Undone:
+    """A structural edit undone as a whole (every record it moved, created or removed, and what was
+    made since for a record it removes), one transaction."""
+    from agent import structure
+
+    records = structure.undo(ctx.canon, proposal_id, actor=actor)   # StructureError names what blocks it
     ctx.ledger.complete(ctx.canon, f"undo-{proposal_id}")
     for rec in records:
         ctx.bible.index(rec)
     done = ctx.canon.commit_of(proposal_id)
     summary = ((done.inputs or {}).get("summary") or done.note) if done is not None else proposal_id
-    return Outcome(say=f"Undone: {summary} ({len(records)} records back as they were). Undo again to redo it.",
-                   wrote=True)
+    undone = {rid for rid, _ in done.records} if done is not None else set()
+    extra = [r.id for r in records if r.id not in undone]
+    first = sorted(records, key=lambda r: r.id != record_id)   # the record asked about first
+    if not first:   # nothing needed writing (every record already as before): about the record asked
+        named = record_id or next((rid for rid, _ in done.records), None) if done is not None else record_id
+        if named is None:
+            raise InputError(f"structural edit {proposal_id} changed no record; there is nothing to undo")
+        first = [ctx.canon.get(named)]
+    return Undone(first, f"Undone: {summary} ({len(records) - len(extra)} records back as they were)."
+                  + (f" Removed with it, as they belonged to what it made: {', '.join(extra)}." if extra else "")
+                  + " Undo again to redo it.", structure=proposal_id)
+
+
+def undo(tc: ToolContext, args: UndoArgs) -> Outcome:
+    record_id = None
+    if args.record:
+        record_id = resolve(Catalog.of(tc.ctx.canon), args.record,
+                            ("character", "location", "prop", "scene", "shot", "series", "style", "outline", "beats",
+                             "episode", "voice", "glossary"), what="record").id
+    try:
+        done = undo_change(tc.ctx, record_id, args.revision, actor="human", request=tc.text)
+    except InputError as exc:   # a bad revision, a refused undo: the director (or the model) is told
+        raise exc if isinstance(exc, ToolError) else ToolError(str(exc)) from exc
+    pending, task = tc.pending, tc.state.get("task")
+    if pending and task and any(r.kind in ("fact", "summary") for r in done.records):
+        from agent.kinds.facts import CHECKED_KINDS, refresh_warnings
+
+        if pending.get("kind") in CHECKED_KINDS:   # the card's continuity warnings follow the facts now
+            return Outcome(say=done.say, wrote=True, prepared=refresh_warnings(tc.ctx.canon, tc.ctx, pending),
+                           prepared_task={k: v for k, v in task.items() if k != "resume"})  # type: ignore[misc]
+    return Outcome(say=done.say, wrote=True)
+
+
+def undo_structure(tc: ToolContext, proposal_id: str) -> Outcome:
+    """Undo a structural edit as a whole (every record it moved, created or removed), one transaction."""
+    return Outcome(say=_undo_structure(tc.ctx, proposal_id, None, "human").say, wrote=True)
 
 
 TOOLS = (
