@@ -37,23 +37,33 @@ def test_make_needs_auto_accept(tmp_path):
 
 @pytest.mark.slow
 def test_make_end_to_end_on_embedded_defaults(tmp_path):
+    """Two episodes on the embedded model (one run serves both checks: CI time): each a valid MP4
+    with its captions, timeline and contact sheet, the story so far between them, all `auto`."""
     project = tmp_path / "fox-rain"
     out = make("A shrine maiden who hears rain spirits must stop a storm that erases memories.",
-               "--project", str(project), "--auto-accept", "--shots", "2")
+               "--project", str(project), "--auto-accept", "--shots", "2", "--episodes", "2")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    mp4 = project / "renders" / "ep01" / "episode.mp4"
-    probe = json.loads(subprocess.run([ffprobe_exe(), "-v", "error", "-show_entries",
-                                       "stream=codec_name,width,height:format=duration", "-of", "json", str(mp4)],
-                                      capture_output=True, text=True, check=True).stdout)
-    assert {"codec_name": "h264", "width": 1080, "height": 1920} in probe["streams"]
-    assert any(s["codec_name"] == "aac" for s in probe["streams"])
-    assert float(probe["format"]["duration"]) > 2
-    for name in ("episode.srt", "episode.vtt", "timeline.otio", "contact_sheet.png"):
-        assert (mp4.parent / name).exists()
+    for ep in ("ep01", "ep02"):
+        mp4 = project / "renders" / ep / "episode.mp4"
+        probe = json.loads(subprocess.run([ffprobe_exe(), "-v", "error", "-show_entries",
+                                           "stream=codec_name,width,height:format=duration", "-of", "json",
+                                           str(mp4)], capture_output=True, text=True, check=True).stdout)
+        assert {"codec_name": "h264", "width": 1080, "height": 1920} in probe["streams"]
+        assert any(s["codec_name"] == "aac" for s in probe["streams"])
+        assert float(probe["format"]["duration"]) > 2
+        for name in ("episode.srt", "episode.vtt", "timeline.otio", "contact_sheet.png"):
+            assert (mp4.parent / name).exists()
+    canon = Canon(project / "canon.sqlite")
+    try:
+        assert canon.live("summary-ep1") is not None
+        assert {r.data.get("episode") for r in canon.list("scene")} == {1, 2}
+    finally:
+        canon.close()
     decisions = [e for e in Ledger(project / "ledger.jsonl").entries()
-                 if e["action"] in ("accept", "edit", "upload", "reject", "redo", "revert")]
+                 if e["action"] in ("accept", "edit", "upload", "reject", "redo", "revert", "start")]
     assert decisions and {e["actor"] for e in decisions} == {"auto"}
-    assert {"series", "character", "shot", "panel", "voice", "take", "motion"} <= {e["kind"] for e in decisions}
+    assert {"series", "character", "shot", "panel", "voice", "take", "motion", "summary", "fact"} \
+        <= {e["kind"] for e in decisions}
     assert "actor 'auto'" in out.stdout and "Cutting the episode" in out.stdout
 
 

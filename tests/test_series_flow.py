@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import copy
 import io
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -379,28 +375,4 @@ def test_make_episode_needs_an_existing_series(tmp_path):
                  out=io.StringIO())
 
 
-@pytest.mark.slow
-def test_make_two_episodes_on_the_embedded_model(tmp_path):
-    from tools.render.encode import ffprobe_exe
-
-    project = tmp_path / "fox-rain"
-    root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-m", "ui.cli", "make",
-                          "A shrine maiden who hears rain spirits must stop a storm that erases memories.",
-                          "--project", str(project), "--auto-accept", "--shots", "2", "--episodes", "2"],
-                         check=False, cwd=root, capture_output=True, text=True, timeout=2400,
-                         env={**os.environ, "OPENAI_BASE_URL": ""})
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    for ep in ("ep01", "ep02"):
-        mp4 = project / "renders" / ep / "episode.mp4"
-        probe = json.loads(subprocess.run([ffprobe_exe(), "-v", "error", "-show_entries",
-                                           "stream=codec_name,width,height:format=duration", "-of", "json",
-                                           str(mp4)], capture_output=True, text=True, check=True).stdout)
-        assert {"codec_name": "h264", "width": 1080, "height": 1920} in probe["streams"]
-        assert float(probe["format"]["duration"]) > 2
-    canon = Canon(project / "canon.sqlite")
-    assert canon.live("summary-ep1") is not None and canon.list("scene")
-    decisions = [e for e in Ledger(project / "ledger.jsonl").entries()
-                 if e["action"] in ("accept", "edit", "upload", "reject", "redo", "revert", "start")]
-    assert decisions and {e["actor"] for e in decisions} == {"auto"}
-    assert {"summary", "fact"} <= {e["kind"] for e in decisions}      # the story so far, accepted as `auto`
+# `storyreel make --episodes 2` on the embedded model: tests/test_make.py::test_make_end_to_end_on_embedded_defaults
