@@ -41,7 +41,7 @@ def test_make_end_to_end_on_embedded_defaults(tmp_path):
     with its captions, timeline and contact sheet, the story so far between them, all `auto`."""
     project = tmp_path / "fox-rain"
     out = make("A shrine maiden who hears rain spirits must stop a storm that erases memories.",
-               "--project", str(project), "--auto-accept", "--shots", "2", "--episodes", "2")
+               "--project", str(project), "--auto-accept", "--shots", "1", "--episodes", "2")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for ep in ("ep01", "ep02"):
         mp4 = project / "renders" / ep / "episode.mp4"
@@ -117,7 +117,7 @@ def test_make_finishes_on_model_junk_with_auto_fallbacks_in_the_ledger(tmp_path,
     premise, junk = PREMISES[case]
     out = io.StringIO()
     project = tmp_path / case
-    rc = run_make(Settings(projects_dir=tmp_path), premise, project, shots=2, model=JunkModel(junk), out=out)
+    rc = run_make(Settings(projects_dir=tmp_path), premise, project, shots=1, model=JunkModel(junk), out=out)
     assert rc == 0, out.getvalue()[-3000:]
     assert (project / "renders" / "ep01" / "episode.mp4").stat().st_size > 0
     entries = Ledger(project / "ledger.jsonl").entries()

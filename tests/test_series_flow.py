@@ -343,7 +343,7 @@ def test_make_two_episodes_with_the_scripted_model(tmp_path):
 
     out = io.StringIO()
     project = tmp_path / "fox-rain"
-    rc = run_make(Settings(projects_dir=tmp_path), "A shrine maiden hears rain spirits.", project, shots=2,
+    rc = run_make(Settings(projects_dir=tmp_path), "A shrine maiden hears rain spirits.", project, shots=1,
                   model=ScriptedChatModel(), out=out, episodes=2)
     assert rc == 0, out.getvalue()[-3000:]
     for ep in ("ep01", "ep02"):
@@ -359,7 +359,7 @@ def test_make_two_episodes_with_the_scripted_model(tmp_path):
     assert "Cutting the episode (episode 2)" in out.getvalue()
     # continue the series with episode 3
     out = io.StringIO()
-    rc = run_make(Settings(projects_dir=tmp_path), None, project, shots=2, model=ScriptedChatModel(), out=out,
+    rc = run_make(Settings(projects_dir=tmp_path), None, project, shots=1, model=ScriptedChatModel(), out=out,
                   episode=3)
     assert rc == 0, out.getvalue()[-3000:]
     assert (project / "renders" / "ep03" / "episode.mp4").stat().st_size > 0

@@ -26,8 +26,8 @@ from ui.session import DirectorSession
 pytestmark = pytest.mark.slow
 
 FIXTURE_TARGETS = Targets(characters=3, locations=2, props=1, episodes=1, scenes=3)
-# a proposal, a structural edit, a question (each turn costs the 135M model tens of seconds on CI)
-UTTERANCES = ["make Aiko older", "swap scenes 2 and 3", "what does Aiko wear?"]
+# a proposal and a structural edit (each turn costs the 135M model about a minute on 2 CPU cores)
+UTTERANCES = ["make Aiko older", "swap scenes 2 and 3"]
 DIRECT = ("undo", "dub", "pronounce")   # the director's own instructions: logged writes, no card
 
 
@@ -41,7 +41,7 @@ def llm() -> Iterator[OpenAIChatModel]:
 def test_native_tool_calls_come_back_in_the_wire_format_and_are_validated(llm):
     schemas = [tool.schema() for tool in TOOLS.values()]
     seen = 0
-    for text in UTTERANCES[:3]:
+    for text in UTTERANCES[:1]:
         reply = llm.chat_with_tools([{"role": "system", "content": "You are a director's assistant; call tools."},
                                      {"role": "user", "content": text}], schemas)
         assert llm.tool_form == "tools"     # the server takes `tools=[…]` natively
