@@ -18,11 +18,16 @@ Prints progress lines, then LAST one JSON line:
   distinct_base_voices        different base voices (engine, voice, blend) casting gives a cast of 6
                               mixed descriptions (target >= 5)
   cast_pitch_spread           max / min median F0 of that cast's takes, one line each (target >= 1.6)
-  kokoro_rtf                  Kokoro-82M synthesis seconds / speech seconds, one thread, model loaded
-                              (target <= 0.6); kokoro_cpu_rtf the same with CPU time (robust to a busy
-                              machine; load_average says how busy it was); kokoro_model_rtf the model
-                              call alone (onnxruntime, one thread: no phonemizer, no durations math),
-                              kokoro_model_cpu_rtf its CPU time
+  kokoro_rtf                  Kokoro-82M real-time factor on one onnxruntime thread: the median over the
+                              20 script lines (voices in turn) of wall seconds of `KokoroVoiceSynth.speak`
+                              (phonemes, model, durations; no WAV writing) / seconds of speech it returned,
+                              with the model loaded and a warm-up line run first, neither counted
+                              (target <= 0.6). kokoro_cpu_rtf: the same with this process's CPU time,
+                              which leaves out waiting for a core but not the slow-down from sharing
+                              caches with other work (on 2 busy cores it still rises ~15 %;
+                              load_average says how busy the machine was). kokoro_model_rtf /
+                              kokoro_model_cpu_rtf: the model call alone (no phonemizer, no durations
+                              math), medians likewise. kokoro_load_s: the load (the edited model cached)
   lipsync_frame_error         worst offset, in 24 fps frames, between a phoneme segment of the
                               synthesiser's track and the frames the render shows its mouth shape on,
                               over "Mama, maybe." on Piper and Kokoro (target <= 1)
@@ -35,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -149,18 +155,22 @@ def cast_figures() -> dict:
         kokoro.speak("Warm up.", "en", voice="jf_alpha")
         from tools.audio import write_wav
 
-        synth_s = synth_cpu = speech_s = 0.0
-        kokoro.model_seconds = kokoro.model_cpu_seconds = 0.0
+        rtf: dict[str, list[float]] = {"wall": [], "cpu": [], "model": [], "model_cpu": []}
         takes: list[tuple[str, str, Path]] = []     # (engine, voice, wav) for the ear check
         for index, (_, _, line) in enumerate(SCRIPT):
             voice = KOKORO_VOICE_ROTATION[index % len(KOKORO_VOICE_ROTATION)]
+            kokoro.model_seconds = kokoro.model_cpu_seconds = 0.0
             start, cpu_start = time.perf_counter(), time.process_time()
             audio, _ = kokoro.speak(line, "en", voice=voice)
-            synth_s += time.perf_counter() - start
-            synth_cpu += time.process_time() - cpu_start
-            speech_s += len(audio) / 24_000
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+            speech = len(audio) / 24_000
+            for key, seconds in (("wall", wall), ("cpu", cpu), ("model", kokoro.model_seconds),
+                                 ("model_cpu", kokoro.model_cpu_seconds)):
+                rtf[key].append(seconds / speech)
+            print(f"kokoro {voice:<13} {speech:5.2f} s speech, rtf {rtf['wall'][-1]:.3f} (cpu {rtf['cpu'][-1]:.3f})",
+                  flush=True)
             takes.append(("kokoro", voice, write_wav(Path(tmp) / f"k{index:02d}.wav", audio, 24_000)))
-        model_s, model_cpu = kokoro.model_seconds, kokoro.model_cpu_seconds   # the model calls alone
+        median = {key: round(statistics.median(values), 3) for key, values in rtf.items()}
         piper = PiperVoiceSynth(threads=1)
         for index, (_, _, line) in enumerate(SCRIPT):
             takes.append(("piper", "joe", piper.synthesize(SpeechRequest(text=line), Path(tmp) / f"p{index:02d}.wav")))
@@ -174,15 +184,13 @@ def cast_figures() -> dict:
             print(f"lipsync {name}: {sum(1 for _, _, s in track or [] if s == 'mbp')} closures, "
                   f"frame error {errors[-1]}", flush=True)
     return {"distinct_base_voices": len(bases), "cast_pitch_spread": round(max(f0) / min(f0), 2),
-            "kokoro_rtf": round(synth_s / speech_s, 3), "kokoro_cpu_rtf": round(synth_cpu / speech_s, 3),
-            "kokoro_model_rtf": round(model_s / speech_s, 3), "kokoro_model_cpu_rtf": round(model_cpu / speech_s, 3),
+            "kokoro_rtf": median["wall"], "kokoro_cpu_rtf": median["cpu"], "kokoro_model_rtf": median["model"],
+            "kokoro_model_cpu_rtf": median["model_cpu"], "kokoro_load_s": round(kokoro.load_seconds, 2),
             "lipsync_frame_error": max(errors), "load_average": round(os.getloadavg()[0], 2), **wer}
 
 
 def take_wers(takes: list[tuple[str, str, Path]]) -> dict:
     """Whisper-base on every take against its line: medians overall, per engine and per voice."""
-    import statistics
-
     from tools.take_check import WhisperTranscriber, check_take
 
     if not WhisperTranscriber.is_available():

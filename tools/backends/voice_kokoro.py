@@ -7,14 +7,29 @@ slight Japanese accent). Japanese needs ``pyopenjtalk-plus`` (optional, `JA_INST
 kanji readings. Two voices' style vectors mix into a further voice (``VoiceProfile.blend``).
 
 The model is run through our own onnxruntime session (one intra-op thread, sequential execution, every
-graph optimisation; loaded once per instance and reused for every line) rather
-than the package's (all cores, Japanese frontend at load). When the ``onnx`` package is present the
-graph also returns its predicted phoneme durations (``/encoder/Clip_output_0``, in units of 600
-samples at 24 kHz), which become the take's mouth track (`tools.lipsync`).
+graph optimisation; loaded once per instance and reused for every line) rather than the package's (all
+cores, Japanese frontend at load). When the ``onnx`` package is present we run an edited copy of the
+graph (`prepared_model`) that also returns its predicted phoneme durations (``DURATION_TENSOR``, in
+units of 600 samples at 24 kHz), which become the take's mouth track (`tools.lipsync`). The edited copy
+is built once per model file (keyed by its sha256) in `model_cache_dir`, written atomically and checked
+against its own sha256 on every load, so a load no longer parses and re-serialises the 92 MB graph
+(the load's CPU time 1.7 -> 1.4 s here, hashing included); a damaged copy is logged and rebuilt.
+
+Where the time goes (issue 12; AMD EPYC with AVX2, no AVX512-VNNI): the vocoder's ConvInteger nodes
+take ~65 % of it, Sin/Mul/Add of its harmonic source and Snake activations most of the rest.
+onnxruntime's uint8 ConvInteger kernel is the fastest of the kernels tried on this CPU (a float32 copy
+of the model with dequantized weights took 4-19 % more CPU, also with the convolutions as NCHWc 2-D
+convs; ConvInteger with int8 weights ~3x more), so the shipped int8 weights are kept. ORT_ENABLE_EXTENDED, no memory
+arena or no spinning made no difference beyond noise (no arena: ~10 % slower). Capping the predicted
+lead-in silence (~0.3-0.5 s rendered, then cut to EDGE_S) would save ~6 % but made Whisper lose the
+first word of a line (the vocoder needs that lead-in), so the graph is left as shipped.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import logging
+import os
 import re
 import threading
 import time
@@ -36,6 +51,8 @@ SAMPLE_RATE = 24_000
 SAMPLES_PER_STEP = 600
 #: The graph tensor holding the rounded, clipped per-token durations.
 DURATION_TENSOR = "/encoder/Clip_output_0"
+#: Version of the graph edit in `edit_graph`; part of the cached file's name, so a change rebuilds it.
+GRAPH_EDIT = 2
 #: Tokens per model call (the style table has 510 rows, the model's context 512 with the pads).
 MAX_TOKENS = 400
 #: Silence kept before the first and after the last phoneme (the model predicts ~0.3 s of it).
@@ -47,6 +64,66 @@ INSTALL_HINT = (
     f"this); for Japanese also: {JA_INSTALL_HINT}"
 )
 _SENTENCE_END = re.compile(r"(?<=[。！？!?\n])")
+log = logging.getLogger(__name__)
+
+
+def model_cache_dir() -> Path:
+    """Where the edited model lives: ``$STORYREEL_CACHE/kokoro`` or ``~/.cache/storyreel/kokoro``."""
+    return Path(os.environ.get("STORYREEL_CACHE") or Path.home() / ".cache" / "storyreel") / "kokoro"
+
+
+def _sha256(path: Path) -> str:
+    with Path(path).open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def edit_graph(proto: Any) -> bool:
+    """Expose the predicted durations as a second output; False if the graph has no such tensor (then
+    the model is run as shipped and takes fall back to envelope flaps)."""
+    from onnx import TensorProto, helper
+
+    graph = proto.graph
+    if not any(DURATION_TENSOR in node.output for node in graph.node):
+        return False
+    if all(out.name != DURATION_TENSOR for out in graph.output):
+        graph.output.append(helper.make_tensor_value_info(DURATION_TENSOR, TensorProto.FLOAT, None))
+    return True
+
+
+def prepared_model(source: Path, cache_dir: Path | None = None) -> Path | None:
+    """The edited copy of ``source`` (`edit_graph`), built once and reused while it checks out.
+
+    Its name carries the first 16 hex digits of the source's sha256 and `GRAPH_EDIT`; a sidecar
+    ``.sha256`` holds the digest of the copy itself, written after the copy (both atomically), so a
+    truncated, overwritten or half-written copy is noticed, logged and rebuilt. None when the graph
+    has no durations tensor. Raises ImportError without ``onnx`` and OSError when the cache folder
+    cannot be written.
+    """
+    folder = Path(cache_dir) if cache_dir is not None else model_cache_dir()
+    target = folder / f"kokoro-{_sha256(source)[:16]}-edit{GRAPH_EDIT}.onnx"
+    stamp = target.with_name(target.name + ".sha256")
+    if target.exists():
+        expected = stamp.read_text(encoding="utf-8").strip() if stamp.exists() else ""
+        if expected and _sha256(target) == expected:
+            return target
+        log.warning("the cached Kokoro model %s is damaged (%s); rebuilding it from %s", target,
+                    "checksum mismatch" if expected else "no checksum beside it", source)
+    import onnx
+
+    proto = onnx.load(str(source))
+    if not edit_graph(proto):
+        return None
+    payload = proto.SerializeToString()
+    del proto
+    folder.mkdir(parents=True, exist_ok=True)
+    for path, data in ((target, payload), (stamp, hashlib.sha256(payload).hexdigest().encode())):
+        scratch = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            scratch.write_bytes(data)
+            os.replace(scratch, path)
+        finally:
+            scratch.unlink(missing_ok=True)
+    return target
 
 
 def parse_blend(blend: str) -> tuple[str, float] | None:
@@ -73,8 +150,9 @@ class KokoroVoiceSynth:
     name = "kokoro"
     label = "Kokoro-82M (offline)"
 
-    def __init__(self, *, threads: int = 1) -> None:
+    def __init__(self, *, threads: int = 1, cache_dir: Path | None = None) -> None:
         self._threads = max(1, int(threads))
+        self._cache_dir = cache_dir            # None: model_cache_dir()
         self._lock = threading.Lock()
         self._session: Any = None
         self._vocab: dict[str, int] = {}
@@ -82,6 +160,7 @@ class KokoroVoiceSynth:
         self._ja_g2p: Any = None
         self._en: Any = None
         self.has_durations = False
+        self.model_file: Path | None = None    # the file the session runs (the edited copy when onnx is there)
         self.load_count = 0
         self.load_seconds = 0.0
         self.model_seconds = 0.0     # wall time inside the model call alone (bench/voices.py: kokoro_model_rtf)
@@ -117,31 +196,9 @@ class KokoroVoiceSynth:
             except (RuntimeError, OSError, ModuleNotFoundError) as exc:
                 raise BackendError(f"the Kokoro model could not be assembled ({exc}); reinstall: {INSTALL_HINT}") from exc
             data = core._data
-            model: Any = str(model_file)
-            try:
-                import onnx
-
-                proto = onnx.load(str(model_file))
-                if any(DURATION_TENSOR in node.output for node in proto.graph.node):
-                    info = onnx.helper.ValueInfoProto()
-                    info.name = DURATION_TENSOR
-                    proto.graph.output.append(info)
-                    model = proto.SerializeToString()
-                    self.has_durations = True
-                del proto
-            except ImportError:
-                pass                                    # no durations: takes fall back to envelope flaps
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = self._threads
-            options.inter_op_num_threads = 1
-            options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-            options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-            try:
-                self._session = onnxruntime.InferenceSession(model, sess_options=options,
-                                                             providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
-                raise BackendError(f"Kokoro model {model_file} could not be loaded ({exc}); delete it and "
-                                   f"reinstall: {INSTALL_HINT}") from exc
+            self._session = self._open(onnxruntime, Path(model_file))
+            outputs = {o.name for o in self._session.get_outputs()}
+            self.has_durations = DURATION_TENSOR in outputs
             self._vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
             with (data / "voices_ja.npz").open("rb") as handle:
                 npz = np.load(handle)
@@ -149,6 +206,36 @@ class KokoroVoiceSynth:
             self.load_count += 1
             self.load_seconds = time.perf_counter() - start
             return self._session
+
+    def _open(self, onnxruntime: Any, source: Path) -> Any:
+        """A session on the edited copy (rebuilt once if onnxruntime rejects it), else on ``source``."""
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        for attempt in (1, 2):
+            model = source
+            try:
+                model = prepared_model(source, self._cache_dir) or source
+            except ImportError:
+                pass                            # no onnx: no durations, takes fall back to envelope flaps
+            except OSError as exc:
+                log.warning("the edited Kokoro model could not be cached (%s); running %s as shipped, "
+                            "without mouth timings", exc, source)
+            try:
+                session = onnxruntime.InferenceSession(str(model), sess_options=options,
+                                                       providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+                if model != source and attempt == 1:
+                    log.warning("onnxruntime rejected the cached Kokoro model %s (%s); rebuilding it", model, exc)
+                    model.unlink(missing_ok=True)
+                    continue
+                raise BackendError(f"Kokoro model {model} could not be loaded ({exc}); delete it and "
+                                   f"reinstall: {INSTALL_HINT}") from exc
+            self.model_file = Path(model)
+            return session
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ phonemes
 
@@ -220,9 +307,10 @@ class KokoroVoiceSynth:
             feeds = {"tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
                      "style": self._style(voice, blend, len(tokens)),
                      "speed": np.array([speed], dtype=np.float32)}
+            names = ["audio", DURATION_TENSOR] if self.has_durations else ["audio"]
             started, cpu_started = time.perf_counter(), time.thread_time()
             try:
-                outputs = session.run(None, feeds)
+                outputs = session.run(names, feeds)
             except Exception as exc:  # onnxruntime's errors are untyped
                 raise BackendError(f"Kokoro failed on {text[:40]!r} ({exc})") from exc
             self.model_seconds += time.perf_counter() - started
