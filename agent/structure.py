@@ -13,9 +13,8 @@ ever really deleted.
 
 `plan(op, canon, args)` returns the proposal's data: a readable list of changes (which records move,
 are renumbered, created or tombstoned) and the revisions it was planned from; `check` names what
-is wrong with it against canon now; `write` applies it (inside `Canon.commit_proposal`);
-`commit` is `write` in its own transaction; `undo` reverts every record of a committed structure
-proposal in one transaction; `card_markdown` is the review card.
+is wrong with it against canon now. Writing, undoing it and its review card are in
+`agent.structure_commit`.
 """
 from __future__ import annotations
 
@@ -57,7 +56,7 @@ def _scene(canon: Canon, ref: Any) -> Record:
     return rec
 
 
-def _label(rec: Record) -> str:
+def label(rec: Record) -> str:
     if rec.kind == "scene":
         return f"scene {rec.data.get('number')} “{rec.data.get('title', '')}” ({rec.id})"
     if rec.kind == "shot":
@@ -124,7 +123,7 @@ class _Plan:
             return
         self._base(rec)
         self.data["changes"].append({"action": "tombstone", "record": rec.id, "kind": rec.kind,
-                                     "what": what or f"{_label(rec)} is removed (a tombstone; undo restores it)"})
+                                     "what": what or f"{label(rec)} is removed (a tombstone; undo restores it)"})
 
 
 def _renumber_rest(p: _Plan, scenes: list[Record], start: int, shift: int, skip: set[str]) -> None:
@@ -177,7 +176,7 @@ def _move_shot(p: _Plan, shot: Record, new_scene: str, index: int, lines: list[i
     canon = p.canon
     new_id = f"{new_scene}-s{index}"
     data = {**shot.data, "scene_id": new_scene, "index": index, "lines": lines, "line_ids": line_ids}
-    p.create(new_id, "shot", data, f"{_label(shot)} becomes shot {index} of {new_scene} ({new_id})")
+    p.create(new_id, "shot", data, f"{label(shot)} becomes shot {index} of {new_scene} ({new_id})")
     p.tombstone(shot, f"{shot.id} is replaced by {new_id}")
     panel = canon.live(f"panel-{shot.id}")
     if panel is not None:
@@ -242,7 +241,7 @@ def _plan_reorder(canon: Canon, args: dict[str, Any]) -> dict[str, Any]:
     return p.data
 
 
-def _users(canon: Canon, rec: Record) -> list[str]:
+def users_of(canon: Canon, rec: Record) -> list[str]:
     """Records that name a character or location (scenes, shots), as the director would read them."""
     name = str(rec.data.get("name") or "").casefold()
     if not name:
@@ -252,19 +251,19 @@ def _users(canon: Canon, rec: Record) -> list[str]:
         if rec.kind == "character" and (
                 name in {str(c).casefold() for c in scene.data.get("characters", [])}
                 or name in {str(ln.get("speaker", "")).casefold() for ln in scene.data.get("lines", [])}):
-            users.append(_label(scene))
+            users.append(label(scene))
         if rec.kind == "location" and str(scene.data.get("location", "")).casefold() == name:
-            users.append(_label(scene))
+            users.append(label(scene))
         if rec.kind == "prop" and re.search(rf"\b{re.escape(name)}\b", " ".join(
                 [str(scene.data.get("action", ""))] + [str(ln.get("line", "")) for ln in scene.data.get("lines", [])]
         ).casefold()):
-            users.append(_label(scene))
+            users.append(label(scene))
     for shot in canon.list("shot"):
         if rec.kind == "character" and name in {str(c.get("name", "")).casefold()
                                                 for c in shot.data.get("characters", [])}:
-            users.append(_label(shot))
+            users.append(label(shot))
         if rec.kind == "location" and str(shot.data.get("location", "")).casefold() == name:
-            users.append(_label(shot))
+            users.append(label(shot))
     return users
 
 
@@ -274,19 +273,19 @@ def _plan_remove(canon: Canon, args: dict[str, Any]) -> dict[str, Any]:
     rec = canon.live(str(args.get("record")))
     if rec is None:
         raise StructureError(f"{args.get('record')!r} is not a live record in canon; name one by its id")
-    p = _Plan(canon, "remove", f"remove {_label(rec)}")
+    p = _Plan(canon, "remove", f"remove {label(rec)}")
     if rec.kind == "scene":
         episode = int(rec.data.get("episode", 1))
         p.tombstone(rec)
         for dep in _dependents(canon, rec):
-            p.tombstone(dep, f"{_label(dep)} goes with it")
+            p.tombstone(dep, f"{label(dep)} goes with it")
         _renumber_rest(p, scenes_of(canon, episode), int(rec.data.get("number", 0)) + 1, -1, {rec.id})
         return p.data
     if rec.kind in ("character", "location", "prop"):
-        users = _users(canon, rec)
+        users = users_of(canon, rec)
         if users and rec.kind != "prop":
             raise StructureError(
-                f"{_label(rec)} is still used by {', '.join(users)}; change those first (rewrite the scenes or "
+                f"{label(rec)} is still used by {', '.join(users)}; change those first (rewrite the scenes or "
                 f"their shots without {rec.data.get('name')}), then remove it")
         if users:
             p.data["warnings"].append(f"{rec.data.get('name')} is still mentioned in {', '.join(users)}")
@@ -295,9 +294,9 @@ def _plan_remove(canon: Canon, args: dict[str, Any]) -> dict[str, Any]:
                        .get(rec.kind, [])):
             dep = canon.live(dep_id)
             if dep is not None:
-                p.tombstone(dep, f"{_label(dep)} goes with it")
+                p.tombstone(dep, f"{label(dep)} goes with it")
         return p.data
-    raise StructureError(f"{_label(rec)} is a {rec.kind}; remove a scene, character, location or prop this way "
+    raise StructureError(f"{label(rec)} is a {rec.kind}; remove a scene, character, location or prop this way "
                          "(a shot or a line is removed through its scene's shot plan or dialogue)")
 
 
@@ -315,7 +314,7 @@ def line_at(scene: Record, at: Any) -> int:
         if len(words & have) > score:
             best, score = i, len(words & have)
     if not best:
-        raise StructureError(f"no line of {_label(scene)} matches {at!r}; name the line number (2 to {len(lines)}) "
+        raise StructureError(f"no line of {label(scene)} matches {at!r}; name the line number (2 to {len(lines)}) "
                              "the second scene starts at")
     return best
 
@@ -328,13 +327,13 @@ def _plan_split(canon: Canon, args: dict[str, Any]) -> dict[str, Any]:
     lines = list(scene.data.get("lines", []))
     k = line_at(scene, args.get("at"))
     if len(lines) < 2:
-        raise StructureError(f"{_label(scene)} has {len(lines)} line(s); a split needs two or more")
+        raise StructureError(f"{label(scene)} has {len(lines)} line(s); a split needs two or more")
     if not 2 <= k <= len(lines):
-        raise StructureError(f"{_label(scene)} has lines 1 to {len(lines)}; split at a line from 2 to {len(lines)} "
+        raise StructureError(f"{label(scene)} has lines 1 to {len(lines)}; split at a line from 2 to {len(lines)} "
                              f"(the first line of the second scene), not {k}")
     episode, number = int(scene.data.get("episode", 1)), int(scene.data.get("number", 1))
     new_id = free_scene_id(canon, episode, len(scenes_of(canon, episode)) + 1)
-    p = _Plan(canon, "split", f"split {_label(scene)} before line {k}: lines {k}–{len(lines)} become scene "
+    p = _Plan(canon, "split", f"split {label(scene)} before line {k}: lines {k}–{len(lines)} become scene "
                               f"{number + 1}")
     p.data["new_scene"] = new_id
     first, second = lines[:k - 1], lines[k - 1:]
@@ -346,7 +345,7 @@ def _plan_split(canon: Canon, args: dict[str, Any]) -> dict[str, Any]:
                 "lines": [{**ln, "id": line_map[str(ln.get("id"))]} for ln in second]}
     _renumber_rest(p, scenes_of(canon, episode), number + 1, +1, {scene.id})
     p.revise(scene, {**scene.data, "lines": first},
-             f"{_label(scene)} keeps lines 1–{k - 1}")
+             f"{label(scene)} keeps lines 1–{k - 1}")
     p.create(new_id, "scene", new_data, f"new scene {number + 1} “{title}” ({new_id}) holds lines {k}–{len(lines)}"
              f" ({', '.join(line_map)})")
     shots = _shots(canon, scene.id)
@@ -357,7 +356,7 @@ def _plan_split(canon: Canon, args: dict[str, Any]) -> dict[str, Any]:
         last = stay[-1]
         keep = sorted({*last.data.get("lines", []), *stray})[:MAX_SHOT_LINES]
         p.revise(last, {**last.data, "lines": keep, "line_ids": [str(lines[n - 1].get("id")) for n in keep]},
-                 f"{_label(last)} also shows line(s) {stray}")
+                 f"{label(last)} also shows line(s) {stray}")
     elif stray:
         p.data["warnings"].append(f"line(s) {stray} are in no shot of {scene.id} any more; revise its shot plan")
     if not stay:
@@ -395,32 +394,32 @@ def _plan_merge(canon: Canon, args: dict[str, Any]) -> dict[str, Any]:
     lines and shots are appended to the earlier one; the later scene is tombstoned."""
     a, b = _scene(canon, args.get("first")), _scene(canon, args.get("second"))
     if a.id == b.id:
-        raise StructureError(f"cannot merge {_label(a)} with itself; name two adjacent scenes")
+        raise StructureError(f"cannot merge {label(a)} with itself; name two adjacent scenes")
     if int(a.data.get("number", 0)) > int(b.data.get("number", 0)):
         a, b = b, a
     episode = int(a.data.get("episode", 1))
     if int(b.data.get("episode", 1)) != episode or int(b.data.get("number", 0)) != int(a.data.get("number", 0)) + 1:
-        raise StructureError(f"{_label(a)} and {_label(b)} are not next to each other in one episode; merge "
+        raise StructureError(f"{label(a)} and {label(b)} are not next to each other in one episode; merge "
                              "adjacent scenes (reorder them first)")
     la, lb = list(a.data.get("lines", [])), list(b.data.get("lines", []))
     if len(la) + len(lb) > MAX_LINES:
-        raise StructureError(f"{_label(a)} and {_label(b)} have {len(la)} + {len(lb)} lines; a scene holds at most "
+        raise StructureError(f"{label(a)} and {label(b)} have {len(la)} + {len(lb)} lines; a scene holds at most "
                              f"{MAX_LINES}. Shorten one first (“rewrite the lines of scene {b.data.get('number')}”)")
     sa, sb = _shots(canon, a.id), _shots(canon, b.id)
     if len(sa) + len(sb) > MAX_SHOTS:
-        raise StructureError(f"{_label(a)} and {_label(b)} have {len(sa)} + {len(sb)} shots; a scene holds at most "
+        raise StructureError(f"{label(a)} and {label(b)} have {len(sa)} + {len(sb)} shots; a scene holds at most "
                              f"{MAX_SHOTS}. Remove some shots first")
-    p = _Plan(canon, "merge", f"merge {_label(b)} into {_label(a)}")
+    p = _Plan(canon, "merge", f"merge {label(b)} into {label(a)}")
     line_map = {str(ln.get("id")): f"{a.id}-l{len(la) + i}" for i, ln in enumerate(lb, 1)}
     cast = list(dict.fromkeys([*a.data.get("characters", []), *b.data.get("characters", [])]))[:6]
     action = " ".join(filter(None, [str(a.data.get("action", "")), str(b.data.get("action", ""))]))[:400]
     p.revise(a, {**a.data, "characters": cast, "action": action,
                  "lines": la + [{**ln, "id": line_map[str(ln.get("id"))]} for ln in lb]},
-             f"{_label(a)} gets the {len(lb)} line(s) of {b.id} after its own {len(la)}")
+             f"{label(a)} gets the {len(lb)} line(s) of {b.id} after its own {len(la)}")
     if str(b.data.get("location", "")).casefold() != str(a.data.get("location", "")).casefold():
         p.data["warnings"].append(f"the merged scene is at {a.data.get('location')}; the shots from {b.id} keep "
                                   f"{b.data.get('location')}")
-    p.tombstone(b, f"{_label(b)} is removed (merged into {a.id})")
+    p.tombstone(b, f"{label(b)} is removed (merged into {a.id})")
     motion_a, motion_b = _motion_entries(canon, a.id), _motion_entries(canon, b.id)
     moved = []
     for j, sh in enumerate(sb, len(sa) + 1):
@@ -445,7 +444,7 @@ def _plan_merge(canon: Canon, args: dict[str, Any]) -> dict[str, Any]:
     return p.data
 
 
-# ----------------------------------------------------------------------------- check, write, undo
+# ----------------------------------------------------------------------------- check
 
 
 def check(canon: Canon, data: dict[str, Any]) -> list[str]:
@@ -482,134 +481,8 @@ def check(canon: Canon, data: dict[str, Any]) -> list[str]:
         for change in data.get("changes", []):
             if change["action"] == "tombstone" and change["kind"] in ("character", "location"):
                 rec = canon.live(change["record"])
-                users = _users(canon, rec) if rec is not None else []
+                users = users_of(canon, rec) if rec is not None else []
                 users = [u for u in users if not any(f"({g})" in u for g in gone)]
                 if users:
                     problems.append(f"{change['record']} is still used by {', '.join(users)}")
     return problems
-
-
-def write(canon: Canon, data: dict[str, Any], *, actor: str, note: str) -> list[Record]:
-    """Apply a checked structure proposal (call inside `Canon.commit_proposal`, which makes it one
-    transaction): creates and revisions first, then tombstones. InputError, naming the problems,
-    when canon moved on since it was planned."""
-    problems = check(canon, data)
-    if problems:
-        raise StructureError("this change cannot be applied: " + "; ".join(problems))
-    records = []
-    changes = data.get("changes", [])
-    for change in changes:
-        if change["action"] in ("renumber", "revise"):
-            records.append(canon.revise(change["record"], change["data"], actor=actor, note=note))
-    for change in changes:   # shots before the panels that name them
-        if change["action"] == "create":
-            body = dict(change["data"])
-            if change.get("fresh_shot"):
-                body["made_from"] = {**body.get("made_from", {}),
-                                     "shot": [change["fresh_shot"], canon.get(change["fresh_shot"]).rev]}
-            records.append(canon.upsert(change["kind"], body, actor=actor, record_id=change["record"], note=note))
-    for change in changes:
-        if change["action"] == "tombstone":
-            records.append(canon.delete(change["record"], actor=actor, note=note))
-    return records
-
-
-def commit(canon: Canon, data: dict[str, Any], *, proposal_id: str, actor: str = "human",
-           action: str = "accept", inputs: dict[str, Any] | None = None) -> list[Record]:
-    """Write the proposal in ONE transaction keyed by its proposal id (a second call returns the
-    stored records); the caller derives the ledger lines (`Ledger.complete`)."""
-    note = f"proposal {proposal_id}: {data.get('summary', '')}"
-    records, _ = canon.commit_proposal(proposal_id, lambda: write(canon, data, actor=actor, note=note),
-                                       kind=KIND, actor=actor, action=action, note=note,
-                                       inputs={"op": data.get("op"), "summary": data.get("summary"), **(inputs or {})})
-    return records
-
-
-def undo(canon: Canon, proposal_id: str, *, actor: str = "human") -> list[Record]:
-    """Revert every record of a committed structure proposal to the revision before it, in one
-    transaction (records it created are tombstoned, tombstoned ones come back). Refused, naming
-    them, when a record changed after it: undo those changes first.
-
-    What was made later for a record the undo removes (a shot plan for the scene a split created,
-    a panel for a moved shot, a take of a merged line) would hang off nothing: it is tombstoned in
-    the same transaction (`orphans`), listed among the returned records, and the undo of this undo
-    brings it back with the rest."""
-    done = canon.commit_of(proposal_id)
-    if done is None or done.kind != KIND:
-        raise StructureError(f"{proposal_id!r} is not an accepted structure proposal; nothing to undo")
-    later = [f"{rid} (rev {canon.get(rid).rev}, was {rev})" for rid, rev in done.records if canon.get(rid).rev != rev]
-    if later:
-        raise StructureError(f"cannot undo {done.note}: {', '.join(later)} changed after it; undo those first")
-
-    def back() -> list[Record]:
-        out = []
-        for rid, rev in done.records:
-            before = canon.get(rid, rev - 1) if rev > 1 else None
-            current = canon.get(rid)
-            if before is None or before.deleted:
-                if not current.deleted:
-                    out.append(canon.delete(rid, actor=actor, note=f"undo {proposal_id}"))
-            else:
-                out.append(canon.revert(rid, rev - 1, actor=actor, note=f"undo {proposal_id}"))
-        for orphan in orphans(canon, [r.id for r in out]):
-            out.append(canon.delete(orphan.id, actor=actor, note=f"undo {proposal_id}: {_label(orphan)} "
-                                                                 "hung off a record it removed"))
-        return out
-
-    records, _ = canon.commit_proposal(f"undo-{proposal_id}", back, kind=KIND, actor=actor, action="revert",
-                                       note=f"undo {done.note}", inputs={"undoes": proposal_id})
-    return records
-
-
-def orphans(canon: Canon, changed: list[str]) -> list[Record]:
-    """Live records that hang off what `changed` (record ids just reverted or tombstoned) no longer
-    has: shots of a dead scene, panels of a dead shot, a dead scene's motion, takes and translations
-    of lines that are in no live scene any more. Only records under `changed` are looked at, so an
-    older, unrelated loose end is left alone."""
-    dead_scenes = {rid for rid in changed if (rec := canon.get(rid)).kind == "scene" and rec.deleted}
-    touched_scenes = {rid for rid in changed if canon.get(rid).kind == "scene"}
-    found: dict[str, Record] = {}
-    dead_shots = {rid for rid in changed if (rec := canon.get(rid)).kind == "shot" and rec.deleted}
-    for shot in canon.list("shot"):
-        if shot.data.get("scene_id") in dead_scenes:
-            found[shot.id] = shot
-            dead_shots.add(shot.id)
-    for panel in canon.list("panel"):
-        if panel.data.get("subject") in dead_shots:
-            found[panel.id] = panel
-    for scene_id in dead_scenes:
-        motion = canon.live(f"motion-{scene_id}")
-        if motion is not None:
-            found[motion.id] = motion
-    live_lines = {str(ln.get("id")) for sc in canon.list("scene") for ln in sc.data.get("lines", [])}
-    for rec in [*canon.list("take"), *canon.list("line")]:
-        line_id = str(rec.data.get("line_id") or "")
-        if line_id not in live_lines and line_id.rsplit("-l", 1)[0] in touched_scenes:
-            found[rec.id] = rec
-    return [rec for rid, rec in found.items() if rid not in changed]
-
-
-def last_commit(canon: Canon) -> str | None:
-    """The proposal id of the newest structure commit not undone yet, or None."""
-    undone = {str(c.inputs.get("undoes")) for c in canon.commits() if c.kind == KIND and c.action == "revert"}
-    for c in reversed(canon.commits()):
-        if c.kind == KIND and c.action != "revert" and c.proposal_id not in undone:
-            return c.proposal_id
-    return None
-
-
-def card_markdown(data: dict[str, Any]) -> str:
-    """The review card: what changes, record by record, grouped by what happens to it."""
-    if not data:
-        return "_no structural change_"
-    heads = {"renumber": "Renumbered", "revise": "Changed", "create": "Created", "tombstone": "Removed (undo restores)"}
-    out = [f"**{str(data.get('summary', '')).strip()}**", ""]
-    for action in ("renumber", "revise", "create", "tombstone"):
-        items = [c for c in data.get("changes", []) if c["action"] == action]
-        if items:
-            out.append(f"*{heads[action]}*")
-            out += [f"- {c['what']}" for c in items]
-            out.append("")
-    for warning in data.get("warnings", []):
-        out.append(f"⚠ {warning}")
-    return "\n".join(out).strip()

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agent import structure
+from agent import structure, structure_commit
 from agent.cut import episode_scenes
 from agent.storyboard import image_status, shots_of
 from agent.tools import ToolContext, ToolError, call
@@ -114,10 +114,10 @@ def test_plan_check_commit_undo(tmp_path, op, args, order, lines, gone):
     data = structure.plan(op, canon, args)
     assert canon.revision_count() == revisions and _state(canon) == before   # planning changes nothing
     assert structure.check(canon, data) == []
-    card = structure.card_markdown(data)
+    card = structure_commit.card_markdown(data)
     assert data["summary"] in card and all(c["what"] in card for c in data["changes"])
 
-    structure.commit(canon, data, proposal_id="p1")
+    structure_commit.commit(canon, data, proposal_id="p1")
     assert _order(canon) == order
     assert [s.data["number"] for s in episode_scenes(canon, 1)] == list(range(1, len(order) + 1))
     for scene_id, texts in lines.items():
@@ -125,17 +125,17 @@ def test_plan_check_commit_undo(tmp_path, op, args, order, lines, gone):
     for rid in gone:
         assert canon.live(rid) is None and canon.get(rid).deleted
     _attached(canon)
-    assert structure.commit(canon, data, proposal_id="p1")  # a resumed commit writes nothing twice
+    assert structure_commit.commit(canon, data, proposal_id="p1")  # a resumed commit writes nothing twice
     assert _order(canon) == order
 
-    structure.undo(canon, "p1")
+    structure_commit.undo(canon, "p1")
     assert _state(canon) == before
-    assert structure.last_commit(canon) is None
+    assert structure_commit.last_commit(canon) is None
 
 
 def test_moved_takes_and_panels_stay_accepted(tmp_path):
     canon = _canon(tmp_path)
-    structure.commit(canon, structure.plan("split", canon, {"scene": "scene-ep1-2", "at": 2}), proposal_id="p")
+    structure_commit.commit(canon, structure.plan("split", canon, {"scene": "scene-ep1-2", "at": 2}), proposal_id="p")
     take = canon.get("take-scene-ep1-4-l1-en")
     assert take.data["path"] == "assets/audio/scene-ep1-2-l2.wav"
     panel = canon.get("panel-scene-ep1-4-s1")
@@ -188,22 +188,22 @@ def test_stale_plan_is_refused_and_nothing_is_written(tmp_path):
     assert any("scene-ep1-3 changed since" in p for p in structure.check(canon, data))
     before = canon.revision_count()
     with pytest.raises(structure.StructureError, match="scene-ep1-3 changed since"):
-        structure.commit(canon, data, proposal_id="late")
+        structure_commit.commit(canon, data, proposal_id="late")
     assert canon.revision_count() == before and canon.commit_of("late") is None
 
 
 def test_undo_is_refused_after_a_later_change(tmp_path):
     canon = _canon(tmp_path)
-    structure.commit(canon, structure.plan("reorder", canon, {"new_order": [2, 3]}), proposal_id="p")
+    structure_commit.commit(canon, structure.plan("reorder", canon, {"new_order": [2, 3]}), proposal_id="p")
     sc = canon.get("scene-ep1-3")
     canon.revise(sc.id, {**sc.data, "title": "Later"}, actor="human")
     with pytest.raises(structure.StructureError, match="scene-ep1-3 .*changed after it"):
-        structure.undo(canon, "p")
+        structure_commit.undo(canon, "p")
 
 
 def test_a_new_scene_never_takes_an_old_id(tmp_path):
     canon = _canon(tmp_path)
-    structure.commit(canon, structure.plan("remove", canon, {"record": "scene-ep1-2"}), proposal_id="p")
+    structure_commit.commit(canon, structure.plan("remove", canon, {"record": "scene-ep1-2"}), proposal_id="p")
     # two scenes left, numbered 1 and 2: the next scene is number 3, and scene-ep1-3 is taken
     assert structure.free_scene_id(canon, 1, 3) == "scene-ep1-4"
     assert structure.free_scene_id(canon, 1, 3, reuse_deleted=True) == "scene-ep1-4"
@@ -240,11 +240,11 @@ def test_tools_propose_and_canon_waits_for_accept(tmp_path, tool, raw, summary):
     assert canon.revision_count() == revisions and _state(canon) == before
     assert [e["action"] for e in ledger.entries()] == ["propose"]   # nothing decided, nothing written
 
-    structure.commit(canon, pending["data"], proposal_id=pending["proposal_id"])
+    structure_commit.commit(canon, pending["data"], proposal_id=pending["proposal_id"])
     ledger.complete(canon, pending["proposal_id"])
     assert {e["action"] for e in ledger.entries()} == {"propose", "accept"}
     assert _state(canon) != before
-    structure.undo(canon, pending["proposal_id"])
+    structure_commit.undo(canon, pending["proposal_id"])
     assert _state(canon) == before
 
 
@@ -299,7 +299,7 @@ def test_shot_labels_read_the_scene_number_not_the_id(tmp_path, op, args, shot, 
 
     canon = _canon(tmp_path)
     if op:
-        structure.commit(canon, structure.plan(op, canon, args), proposal_id="p")
+        structure_commit.commit(canon, structure.plan(op, canon, args), proposal_id="p")
     assert canon.live(shot) is not None
     assert shot_label(shot, canon=canon) == long and shot_label(shot, short=True, canon=canon) == short
     scene = canon.get(shot).data["scene_id"]
@@ -322,7 +322,7 @@ def test_undoing_a_split_removes_what_was_made_since_for_the_new_scene(tmp_path)
     ledger = Ledger(tmp_path / "ledger.jsonl")
     data = structure.plan("split", canon, {"scene": "scene-ep1-2", "at": 2})
     assert any("scene-ep1-4 gets no shot yet" in w for w in data["warnings"])
-    structure.commit(canon, data, proposal_id="p1")
+    structure_commit.commit(canon, data, proposal_id="p1")
     ledger.complete(canon, "p1")
     # made later, for the new scene: a shot plan, the shot's panel, the scene's motion
     write_shot_plan(canon, {"scene_id": "scene-ep1-4", "shots": [PLANS["scene-ep1-2"][1]]}, actor="human", note="")
@@ -358,8 +358,8 @@ def test_an_old_loose_end_is_not_swept_up_by_an_unrelated_undo(tmp_path):
     canon = _canon(tmp_path)
     canon.upsert("take", {"line_id": "scene-ep1-9-l1", "language": "en", "path": "assets/audio/old.wav"},
                  actor="human", record_id="take-scene-ep1-9-l1-en")   # hangs off nothing, from before
-    structure.commit(canon, structure.plan("split", canon, {"scene": "scene-ep1-2", "at": 2}), proposal_id="p")
-    structure.undo(canon, "p")
+    structure_commit.commit(canon, structure.plan("split", canon, {"scene": "scene-ep1-2", "at": 2}), proposal_id="p")
+    structure_commit.undo(canon, "p")
     assert canon.live("take-scene-ep1-9-l1-en") is not None
 
 
@@ -386,7 +386,7 @@ def test_session_undo_of_a_structural_change_undoes_all_of_it(session, how):
     canon = session.canon
     before = _state(canon)
     data = structure.plan("reorder", canon, {"new_order": [3, 1, 2]})
-    structure.commit(canon, data, proposal_id="p-reorder")
+    structure_commit.commit(canon, data, proposal_id="p-reorder")
     session.ledger.complete(canon, "p-reorder")
     assert _order(canon) == ["scene-ep1-3", "scene-ep1-1", "scene-ep1-2"]
     args = {"last": (), "record": ("scene-ep1-1",),
@@ -402,7 +402,7 @@ def test_session_undo_of_a_plain_revision_and_a_refused_one(session):
     canon = session.canon
     aiko = canon.get("character-aiko")
     canon.revise(aiko.id, {**aiko.data, "age": "40"}, actor="human")
-    structure.commit(canon, structure.plan("reorder", canon, {"new_order": [2, 1]}), proposal_id="p")
+    structure_commit.commit(canon, structure.plan("reorder", canon, {"new_order": [2, 1]}), proposal_id="p")
     session.ledger.complete(canon, "p")
     rec = session.undo("character-aiko")                   # not a structural change: that record alone
     assert rec.id == "character-aiko" and rec.data["age"] == aiko.data["age"]
@@ -423,7 +423,7 @@ def test_the_undo_tool_decides_as_the_session_does(tmp_path, raw):
     canon = _canon(tmp_path)
     ledger = Ledger(tmp_path / "ledger.jsonl")
     before = _state(canon)
-    structure.commit(canon, structure.plan("reorder", canon, {"new_order": [2, 1]}), proposal_id="p")
+    structure_commit.commit(canon, structure.plan("reorder", canon, {"new_order": [2, 1]}), proposal_id="p")
     ledger.complete(canon, "p")
     ctx = SimpleNamespace(canon=canon, ledger=ledger, bible=_Bible())
     out = call("undo", raw).run(ToolContext(ctx=ctx, state={"pending": None}, text="undo that"))  # type: ignore[arg-type]

@@ -12,7 +12,8 @@ from typing import Any
 from langgraph.types import Command
 
 from agent.kinds.base import Kind
-from agent.structure import KIND, card_markdown, plan, write
+from agent.structure import KIND, plan
+from agent.structure_commit import card_markdown, write
 from memory.canon import Record
 from memory.errors import InputError
 
