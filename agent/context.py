@@ -91,6 +91,8 @@ class DirectorContext:
                                              # shows them drafting); None: painted inside the graph step
     renderer: Any = None                     # EpisodeRenderer (agent.tools.actions): the `render` tool starts
                                              # the studio's background render job; None: renders at once
+    branches: Any = None                     # BranchDesk (agent.tools.branches): the session's branches for
+                                             # the branch tools; None: no session (make, tests), refused
 
     def __post_init__(self) -> None:
         if self.project is None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from agent.context import DirectorContext, as_project
 from agent.state import Task
@@ -171,8 +172,11 @@ def shot_picture(panel: Path, layers: dict[str, Path], variants: dict[str, Path]
 def episode_spec(canon: Canon, project_root: Project | Path, *, episode: int = 1, language: str = PRIMARY_LANGUAGE,
                  scenes: list[str] | None = None, width: int = 1080, height: int = 1920, fps: int = 24,
                  music: Path | None = None, preset: str = "veryfast", require_motion: bool = True,
-                 guides: bool = False, captions: str = "subtitle") -> Any:
+                 guides: bool = False, captions: str = "subtitle", cold_open: bool = True) -> Any:
     """The render spec of an episode (or of some scenes, for a preview) from accepted canon.
+
+    A whole episode (no ``scenes``) with an accepted "previously on" (``cold_open``;
+    agent.kinds.recap) starts with it: pieces of the episode before's shots, then the episode.
 
     Every stored path (panels, layers, takes, clip frames) goes through the project's resolver, so
     a record revised or reverted to a path outside the project is refused, never drawn.
@@ -226,6 +230,14 @@ def episode_spec(canon: Canon, project_root: Project | Path, *, episode: int = 1
                                     speaker=ids.get(spk, spk)) for wav, a, _, _, spk in cues),
                 seed=int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16), ease=m.get("ease", "in_out"),
                 clip=tuple(resolve(p) for p in m.get("clip", [])), clip_fps=float(m.get("clip_fps", 8.0))))
+    if cold_open and scenes is None and episode >= 2:
+        from dataclasses import replace
+
+        from agent.kinds.recap import cold_open_shots
+
+        recap = cold_open_shots(canon, project, episode, language=language, guides=guides, captions=captions)
+        if recap and shot_specs:   # the episode then starts on a cut, so it lasts exactly as long as before
+            shot_specs = [*recap, replace(shot_specs[0], transition_in="cut"), *shot_specs[1:]]
     series = canon.live("series")
     return EpisodeSpec(shots=tuple(shot_specs), fps=fps, width=width, height=height, music=music,
                        language=language, preset=preset,
@@ -276,10 +288,15 @@ def render_preview(ctx: DirectorContext, scene_id: str, motion: dict[str, Any], 
     return ctx.rel(result.mp4)
 
 
-def render_dir(project_root: Project | Path, episode: int = 1, language: str = PRIMARY_LANGUAGE) -> Path:
-    """Where an episode's render lives: renders/epNN/ (primary language) or renders/epNN/LANG/."""
+def render_dir(project_root: Project | Path, episode: int = 1, language: str = PRIMARY_LANGUAGE,
+               branch: str = "main") -> Path:
+    """Where an episode's render lives: renders/epNN/ (primary language) or renders/epNN/LANG/; a
+    branch's (memory/branches.py) under renders/branches/<name>/epNN/, so main's stay as they are."""
+    from memory.branches import render_dir as line_render_dir
+
     project = as_project(project_root)
-    return project.resolve(Path("renders", f"ep{episode:02d}", "" if language == PRIMARY_LANGUAGE else language))
+    folder = line_render_dir(project, episode, branch)
+    return folder if language == PRIMARY_LANGUAGE else project.resolve(folder / language)
 
 
 RENDER_FILES = {"mp4": "episode.mp4", "srt": "episode.srt", "vtt": "episode.vtt", "otio": "timeline.otio",
@@ -287,12 +304,12 @@ RENDER_FILES = {"mp4": "episode.mp4", "srt": "episode.srt", "vtt": "episode.vtt"
 
 
 def last_render(project_root: Project | Path, episode: int = 1,
-                language: str = PRIMARY_LANGUAGE) -> dict[str, Path] | None:
+                language: str = PRIMARY_LANGUAGE, branch: str = "main") -> dict[str, Path] | None:
     """The files of the episode's last finished render ({"mp4", "srt", "vtt", "otio", "contact_sheet"}
     → path, only those present), or None when it was never rendered: what the Episode tab shows
     after a restart. A render in progress or killed never replaces episode.mp4 half-written."""
     try:
-        folder = render_dir(project_root, episode, language)
+        folder = render_dir(project_root, episode, language, branch)
     except (StoryreelError, ValueError):
         return None
     if not (folder / RENDER_FILES["mp4"]).is_file():
@@ -398,7 +415,7 @@ def render_cut(canon: Canon, project_root: Project | Path, *, episode: int = 1, 
     for warning in warnings:
         if progress is not None:
             progress(0.0, f"warning: {warning}")
-    result = render_episode(spec, render_dir(project, episode, language),
+    result = render_episode(spec, render_dir(project, episode, language, getattr(canon, "branch", "main")),
                             project.resolve(Path("state", "render-cache")), progress=progress)
     write_authorship(canon, project, episode, Path(result.otio))
     return replace(result, warnings=tuple(warnings))

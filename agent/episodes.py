@@ -39,7 +39,13 @@ def outline_count(canon: Canon) -> int:
 
 def started_episodes(canon: Canon) -> list[int]:
     """Every started episode, in order: episode 1 always, then each marked started, or already
-    written (its beats or scenes in canon: an import, a project from before episodes were started)."""
+    written (its beats or scenes in canon: an import, a project from before episodes were started).
+    Read once per canon change (`Canon.memo`): every plan and every studio view asks."""
+    memo = getattr(canon, "memo", None)   # a stand-in canon may have none
+    return list(memo("episodes.started", lambda: tuple(_started(canon))) if memo is not None else _started(canon))
+
+
+def _started(canon: Canon) -> list[int]:
     started = {1}
     for rec in canon.list("episode"):
         number = rec.data.get("number")

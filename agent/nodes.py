@@ -19,7 +19,7 @@ from agent import guard, prompts, revisions
 from agent.context import DirectorContext
 from agent.kinds import get_kind, lookup
 from agent.kinds import next_task as planned_task
-from agent.kinds.base import Draft, names
+from agent.kinds.base import Draft, log_accepted_warnings, names, refresh_checks
 from agent.review import ReviewRequest, ask
 from agent.state import DirectorState, Pending, Task
 from memory.canon import Record
@@ -68,7 +68,8 @@ def wait_input(state: DirectorState, runtime: Runtime[DirectorContext]
     premise = state.get("premise")
     cast = names(runtime.context.canon, "character") if premise else []
     example = f"make {cast[0]} older" if cast else "add a character who lives by the sea"
-    prompt = ("Tell me the premise of your series: who, where, and what goes wrong."
+    prompt = ("Tell me the premise of your series: who, where, and what goes wrong. Your vision comes "
+              "first: the next card is yours to fill in (themes, the feeling, never-rules)."
               if not premise else
               "The writers' room is up to date. Ask about the bible, request a change "
               f"(\"{example}\"), or add a character, location or prop.")
@@ -105,7 +106,10 @@ def propose(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[
     pending: Pending = {"proposal_id": uuid.uuid4().hex[:12], "kind": kind.name,
                         "target_id": task.get("target_id"), "data": None, "failure": None,
                         "warnings": [], "retrieved": [], "attempt": attempt, "seed": seed}
-    return kind.propose(kind, state, ctx, task, pending)
+    command = kind.propose(kind, state, ctx, task, pending)
+    if pending.get("data") and not pending.get("failure"):   # the card's checks (CardCheck): continuity, vision
+        pending.update(refresh_checks(ctx.canon, ctx, pending))   # the Command holds this dict
+    return command
 
 
 # ----------------------------------------------------------------------------- reviewing
@@ -141,6 +145,8 @@ def review(state: DirectorState, runtime: Runtime[DirectorContext]
         return Command(goto="propose", update=_open_task(state, decision["task"]))
     if decided == "chat":
         text = decision["text"].strip()
+        if (own := kind.on_chat(state, text)) is not None:   # e.g. "draft the vision for me"
+            return own
         return Command(goto="respond", update={"reply": text,
                                                "messages": [{"role": "user", "content": text}]})
     if decided == "jobs_done":   # a drafting card's jobs are done (sent by the session): the kind's
@@ -148,7 +154,10 @@ def review(state: DirectorState, runtime: Runtime[DirectorContext]
             return Command(goto="review")   # not drafting (any more): the card stays as it is
         return kind.review(kind, state, dict(decision), pending)
     if decided in ("accept", "edit", "upload"):
-        return kind.review(kind, state, dict(decision), pending)
+        command = kind.review(kind, state, dict(decision), pending)
+        if getattr(command, "goto", None) == "commit":   # accepted with the card's warnings: say which
+            log_accepted_warnings(runtime.context.ledger, kind.name, pending, dict(decision))
+        return command
     ctx = runtime.context
     attempt = int(pending.get("attempt", 1))
     note = decision.get("note", "").strip()
@@ -200,6 +209,7 @@ def commit(state: DirectorState, runtime: Runtime[DirectorContext]) -> Command[L
                 "premise": state.get("premise"),
                 # for the authorship report: what an edit changed, and which model proposed it
                 **({"proposed": pending.get("proposed")} if action == "edit" else {}),
+                **({"author": "director"} if pending.get("author") == "director" else {}),
                 **({"model": str(model)} if (model := getattr(ctx.llm, "model", None)) else {})})
     crash_point("after-canon-write")
     ctx.ledger.complete(ctx.canon, pid)

@@ -73,11 +73,28 @@ def _bible_block(entries: list[str]) -> str:
     return "Story bible entries:\n" + "\n".join(f"- {e}" for e in entries)
 
 
+def vision_block(vision: dict[str, Any] | None) -> str:
+    """The director's vision (agent.kinds.vision) as the prompt states it; "" without one."""
+    if not vision:
+        return ""
+
+    def items(key: str) -> str:
+        return "; ".join(str(v) for v in vision.get(key) or []) or "(not given)"
+
+    return ("Director's vision (follow it; it comes before everything else):\n"
+            f"- Premise: {vision.get('premise', '')}\n- Themes: {items('themes')}\n"
+            f"- Emotional core (what the audience feels at the end of episode 1): "
+            f"{vision.get('emotional_core') or '(not given)'}\n- Tone references: {items('tone_references')}\n"
+            f"- Never (rules no proposal may break): {items('never')}")
+
+
 def proposal_messages(*, kind: str, premise: str, bible: list[str], task: dict[str, Any],
                       notes: list[str], rejected: list[str], current: dict[str, Any] | None,
-                      existing_names: list[str], episodes: int, instruction: str = "") -> list[dict[str, str]]:
+                      existing_names: list[str], episodes: int, instruction: str = "",
+                      vision: dict[str, Any] | None = None) -> list[dict[str, str]]:
     """Messages asking for one proposal of `kind`; `instruction` is the kind's task text (its
-    registry entry names it; `TASKS` by default)."""
+    registry entry names it; `TASKS` by default). `vision`: the director's accepted vision, stated
+    first (every kind after it carries it)."""
     if current is not None:
         instruction = REVISE.format(kind=kind, request=task.get("request", ""),
                                     current=json.dumps(current, ensure_ascii=False))
@@ -89,7 +106,7 @@ def proposal_messages(*, kind: str, premise: str, bible: list[str], task: dict[s
             instruction += "\n" + BEATS_NEXT.format(episode=task["episode"], previous=int(task["episode"]) - 1)
         if task.get("request"):
             instruction += f"\nDirector's request: {task['request']}"
-    parts = [f"Premise: {premise}", _bible_block(bible), instruction]
+    parts = [vision_block(vision) or f"Premise: {premise}", _bible_block(bible), instruction]
     if existing_names:
         parts.append("Already in the bible (do not repeat): " + ", ".join(existing_names))
     if rejected:

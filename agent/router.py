@@ -113,7 +113,9 @@ def _index(embedder: Any, path: Path) -> _Index:
 # What each tool acts on: the record kinds its target may be (first preferred); () = no target.
 TARGETS: dict[str, tuple[str, ...]] = {
     "ask_bible": (), "status": (), "render": (), "dub": (), "pronounce": (), "add": (), "reorder": (),
-    "merge_scenes": (), "undo": (), "start_episode": (),
+    "merge_scenes": (), "undo": (), "start_episode": (), "cold_open": (), "draft_all": (),
+    "open_branch": (), "switch_branch": (), "compare_branches": (), "adopt_branch": (), "discard_branch": (),
+    "reopen_branch": (),
     "show": ("character", "location", "prop", "shot", "line", "scene", "episode", "style", "series", "outline",
              "beats"),
     "revise": ("character", "location", "prop", "shot", "line", "scene", "episode", "style", "series", "outline",
@@ -248,10 +250,18 @@ class OfflineRouter:
         lowered = clause.casefold()
         if tool == "ask_bible":
             return {"question": clause}
+        if tool.endswith("_branch") or tool == "compare_branches":
+            from agent.tools.branches import router_arguments
+
+            return router_arguments(tool, clause)
+        if tool == "draft_all":
+            from agent.tools.batch import router_arguments as batch_arguments
+
+            return batch_arguments(clause)
         if tool == "status":
             ep = next((m.record for m in mentions if m.record.kind == "episode"), None)
             return {"episode": ep.data.get("number") if ep else None}
-        if tool == "start_episode":   # "next episode": None, the one after the last started
+        if tool in ("start_episode", "cold_open"):   # "next episode": None, the one after the last started
             said = re.search(rf"\b(?:episode|ep)\.?\s*#?{R._NUM}\b", lowered) or re.search(
                 rf"\b{R._ORD}\s+episode\b", lowered)
             ep = next((m.record for m in mentions if m.record.kind == "episode"), None)

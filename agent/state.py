@@ -26,6 +26,7 @@ class Task(TypedDict, total=False):
                               # rejected), put back as it was instead of generated again
     episode: int
     number: int               # scene number
+    suggest: bool             # the vision: the director asked for the model's suggestion
 
 
 class Pending(TypedDict, total=False):
@@ -49,6 +50,7 @@ class Pending(TypedDict, total=False):
     fallbacks: list[str]             # which fields of `draft` are defaults, and why
     proposed: dict[str, Any] | None  # an edit: the proposal as it was on the card (None: written from scratch)
     continuity: list[str]            # continuity warnings on the card (agent.kinds.facts); accepting logs them
+    author: str                      # "director": the card holds the director's own text (the vision)
 
 
 class DirectorState(TypedDict, total=False):

@@ -84,12 +84,30 @@ def _next_redraw(canon: Canon, painter: str | None, episodes: list[int] | None =
 # ----------------------------------------------------------------------------- what a panel is made of
 
 
+def _kept(canon: Canon, table: str, key: Any, compute: Any) -> Any:
+    """`compute()`, kept in `table` until canon changes (`Canon.memo`): checking every picture's
+    staleness asks for the same revisions, names and looks over and over."""
+    memo = getattr(canon, "memo", None)
+    if memo is None:
+        return compute()
+    kept = memo(f"storyboard.{table}", dict)
+    if key not in kept:
+        kept[key] = compute()
+    return kept[key]
+
+
 def _rev(canon: Canon, record_id: str | None) -> int | None:
-    rec = canon.live(record_id) if record_id else None
-    return rec.rev if rec else None
+    def read() -> int | None:
+        rec = canon.live(record_id) if record_id else None
+        return rec.rev if rec else None
+    return _kept(canon, "rev", record_id, read)
 
 
 def _by_name(canon: Canon, kind: str, name: str) -> Record | None:
+    return _kept(canon, "by_name", (kind, name), lambda: _find_by_name(canon, kind, name))
+
+
+def _find_by_name(canon: Canon, kind: str, name: str) -> Record | None:
     rec = canon.find_by_name(kind, name)
     if rec is not None and not rec.deleted:
         return rec
@@ -126,17 +144,19 @@ def made_from(canon: Canon, kind: str, subject: str) -> dict[str, Any]:
         shot = canon.get(subject)
         deps["shot"] = [subject, shot.rev]
         episode = shot_episode(canon, shot.data)
-        facts = all_facts(canon)
+
+        def look(rec: Record) -> str:   # the look drawn in `episode` (the facts are read once per canon change)
+            return _kept(canon, "look", (rec.id, rec.rev, episode),
+                         lambda: look_signature(rec, episode, all_facts(canon)))
+
         chars = {}
         for ch in shot.data.get("characters", []):
             rec = _by_name(canon, "character", ch.get("name", ""))
             if rec is not None:   # the look drawn in the shot's episode, not the record's revision
-                chars[rec.id] = {"look": look_signature(rec, episode, facts),
-                                 "ref": _rev(canon, image_record_id("reference", rec.id))}
+                chars[rec.id] = {"look": look(rec), "ref": _rev(canon, image_record_id("reference", rec.id))}
         _, speaker = shot_speaker(canon, shot.data)  # drawn even when the plan does not list them
         if speaker is not None and speaker.id not in chars:
-            chars[speaker.id] = {"look": look_signature(speaker, episode, facts),
-                                 "ref": _rev(canon, image_record_id("reference", speaker.id))}
+            chars[speaker.id] = {"look": look(speaker), "ref": _rev(canon, image_record_id("reference", speaker.id))}
         deps["characters"] = chars
         loc = _by_name(canon, "location", shot.data.get("location", "")) if shot.data.get("location") else None
         if loc is not None:

@@ -296,27 +296,113 @@ def take_made_from(canon: Canon, line_id: str, language: str, speaker: str) -> d
             "voice": [voice.id, voice.rev] if voice else None, "lexicon": lex_rev}
 
 
-def propose_take(ctx: DirectorContext, task: Task, *, proposal_id: str, attempt: int,
-                 overrides: dict[str, Any] | None) -> dict[str, Any]:
+def _take_plan(ctx: DirectorContext, task: Task, *, attempt: int, overrides: dict[str, Any] | None
+               ) -> dict[str, Any]:
+    """What a take of the task's line is made from: the line, its voice (with the card's
+    adjustments), the line's text in the language and what is spoken (a respelling)."""
     canon = ctx.canon
     line_id, language = task["subject"], task.get("language", PRIMARY_LANGUAGE)
     scene = canon.get(task.get("scene_id") or line_id.rsplit("-l", 1)[0])
-    line = next(ln for ln in scene.data.get("lines", []) if ln.get("id") == line_id)
-    profile, voice = _voice_for(canon, str(line.get("speaker")), language)
+    lines = list(scene.data.get("lines", []))
+    index = next((i for i, ln in enumerate(lines) if ln.get("id") == line_id), None)
+    if index is None:
+        raise RecordNotFoundError(f"line {line_id} is no longer in {scene.id}; say “status” to see what "
+                                  "is left to voice")
+    line = lines[index]
+    profile, _ = _voice_for(canon, str(line.get("speaker")), language)
     text = line_text(canon, line, language) or ""
     overrides = dict(overrides or {})
     if overrides:
         profile = _profile({**_profile_dict(profile), **{k: v for k, v in overrides.items() if k in PROFILE_FIELDS}})
-    spoken = str(overrides.get("text") or text)
+    return {"line_id": line_id, "language": language, "line": line, "profile": profile, "text": text,
+            "spoken": str(overrides.get("text") or text), "seed": attempt, "scene": scene, "index": index + 1}
+
+
+def _take_data(ctx: DirectorContext, plan: dict[str, Any], candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    line, profile = plan["line"], plan["profile"]
+    return {"subject": plan["line_id"], "language": plan["language"], "speaker": line.get("speaker"),
+            "text": plan["text"], "spoken_text": plan["spoken"], "emotion": line.get("emotion"),
+            "rate": profile.rate, "pitch_semitones": profile.pitch_semitones, "engine": profile.engine,
+            "voice": profile.voice, "blend": profile.blend, "candidates": candidates,
+            "made_from": take_made_from(ctx.canon, plan["line_id"], plan["language"], str(line.get("speaker")))}
+
+
+def propose_take(ctx: DirectorContext, task: Task, *, proposal_id: str, attempt: int,
+                 overrides: dict[str, Any] | None) -> dict[str, Any]:
+    plan = _take_plan(ctx, task, attempt=attempt, overrides=overrides)
+    line_id, language, text = plan["line_id"], plan["language"], plan["text"]
     out = ctx.path(Path("assets", "drafts", "take", line_id, language, proposal_id, "take.wav"))
-    info = synthesize(ctx, profile, spoken, str(line.get("emotion", "neutral")), language, out, seed=attempt)
+    info = synthesize(ctx, plan["profile"], plan["spoken"], str(plan["line"].get("emotion", "neutral")), language,
+                      out, seed=attempt)
     candidate = _candidate(ctx, info)
-    return {"subject": line_id, "language": language, "speaker": line.get("speaker"), "text": text,
-            "spoken_text": spoken, "emotion": line.get("emotion"), "rate": profile.rate,
-            "pitch_semitones": profile.pitch_semitones, "engine": profile.engine, "voice": profile.voice,
-            "blend": profile.blend, "candidates": [candidate], "lipsync": candidate["lipsync"],
-            **({"check": check} if (check := check_recording(ctx, info.path, text, language)) else {}),
-            "made_from": take_made_from(canon, line_id, language, str(line.get("speaker")))}
+    data = _take_data(ctx, plan, [candidate])
+    data["lipsync"] = candidate["lipsync"]
+    if check := check_recording(ctx, info.path, text, language):
+        data["check"] = check
+    return data
+
+
+def take_speech(ctx: DirectorContext, task: Task, *, attempt: int, overrides: dict[str, Any] | None = None
+                ) -> tuple[SpeechRequest, dict[str, Any]]:
+    """The `SpeechRequest` a take job speaks (the lexicon applied; seed = the attempt, as in the
+    step) and the take's plan. Its job key is the text, voice, emotion, language and seed."""
+    plan = _take_plan(ctx, task, attempt=attempt, overrides=overrides)
+    entries, _ = lexicon(ctx.canon)
+    request = SpeechRequest(text=apply_lexicon(plan["spoken"], entries), language=plan["language"],
+                            profile=plan["profile"], emotion=str(plan["line"].get("emotion", "neutral")),
+                            seed=attempt)
+    return request, plan
+
+
+def take_label(plan: dict[str, Any]) -> str:
+    """What a take's drafting card says is voiced: "line 3 of scene 1 (Aiko)", plus a dub's language."""
+    lang = "" if plan["language"] == PRIMARY_LANGUAGE else f", {plan['language']}"
+    return (f"line {plan['index']} of scene {plan['scene'].data.get('number', '?')} "
+            f"({plan['line'].get('speaker')}{lang})")
+
+
+def submit_take(ctx: DirectorContext, task: Task, *, proposal_id: str, attempt: int,
+                overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Submit the take as a TTS job (`ctx.job_runner`, role "tts") and return the card's data at
+    once: no candidate yet, and a "drafting" entry naming the job; the session resumes the graph
+    with ``jobs_done`` when it is done (`take_from_results`). A key already done returns its job."""
+    from tools.jobs.roles import speech_spec
+
+    request, plan = take_speech(ctx, task, attempt=attempt, overrides=overrides)
+    label = take_label(plan)
+    job = ctx.job_runner.submit(speech_spec(request, label=f"take of {label}"))
+    data = _take_data(ctx, plan, [])
+    data["drafting"] = {"verb": "voicing", "label": label, "jobs": [job], "proposal_id": proposal_id}
+    return data
+
+
+def take_from_results(ctx: DirectorContext, data: dict[str, Any], results: list[dict[str, Any]]
+                      ) -> dict[str, Any]:
+    """The take card's data once its TTS job is done: the landed WAV (under assets/jobs/tts/) as
+    its candidate, measured, with its mouth track; the ear check is queued as for a take made in
+    the step."""
+    from tools.audio import take_info
+    from tools.lipsync import LIPSYNC_ENVELOPE, LIPSYNC_PHONEMES
+
+    data = {k: v for k, v in data.items() if k != "drafting"}
+    if not results:
+        raise InputError("the take's job brought no result; press Redo for a fresh take")
+    files, out = results[0].get("files") or {}, results[0].get("data") or {}
+    try:
+        rel = files[out["audio"]]
+        visemes = files[out["visemes"]] if out.get("visemes") else None
+    except KeyError as exc:
+        raise InputError(f"the take's job result names {exc} but brought no such file ({sorted(files)}); "
+                         "press Redo for a fresh take") from None
+    info = take_info(ctx.path(rel))
+    candidate = {"path": rel, "duration_s": round(info.duration_s, 2), "peak_dbfs": round(info.peak_dbfs, 1),
+                 "loudness_lufs": _lufs(info), "lipsync": LIPSYNC_PHONEMES if visemes else LIPSYNC_ENVELOPE,
+                 **({"visemes": visemes} if visemes else {})}
+    data["candidates"], data["lipsync"] = [candidate], candidate["lipsync"]
+    data["jobs"] = [r.get("job_id") for r in results]
+    if check := check_recording(ctx, ctx.path(rel), str(data.get("text") or ""), str(data.get("language"))):
+        data["check"] = check
+    return data
 
 
 def check_recording(ctx: DirectorContext, wav: Path, text: str, language: str) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from proc_tree import tree_cpu_seconds  # noqa: E402  (bench/ is the script's folder)
+from proc_tree import tree_cpu_seconds
 
 
 def _log(text: str) -> None:

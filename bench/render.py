@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proc_tree import tree_rss_mb  # noqa: E402  (bench/ is the script's folder)
+from proc_tree import tree_rss_mb
 
 FPS, W, H = 24, 1080, 1920
 XFADE = 0.5

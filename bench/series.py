@@ -8,10 +8,13 @@ as it is:
 
 - plan_ms_ep1 / plan_ms_ep30: choosing and preparing the next proposal (`agent.nodes.plan_next`:
   the registered kinds' planners, then the kind's bible retrieval that `propose` runs for that
-  task), with episode 1 / episode 30 being written;
+  task), with episode 1 / episode 30 being written, each after a take of that episode is accepted
+  (a step's own change; agent.plan_memo keeps what the other episodes' planners found);
+  plan_ms_first_ep1 / _ep30: the first plan of the process, with nothing remembered;
 - commit_ms_ep30: accepting a shot plan in episode 30 (`agent.nodes.commit`: canon, ledger, index);
 - view_ms_ep30: the data of every studio panel (what ui/app.py's snapshot reads, through
-  `DirectorSession`), with the ledger's last 200 decisions read from its tail;
+  `DirectorSession`: the storyboard of the picked episode), with the ledger's last 200 decisions
+  read from its tail;
 - checkpoint_kb_per_message: a graph with Storyreel's state shape on a real strict SQLite
   checkpointer, `memory.transcript.bounded_messages` as the messages reducer and
   `trim_checkpoints` after each run, 1,000 messages; also without the two, for comparison;
@@ -204,10 +207,26 @@ def _retrieve(ctx: Any, task: Any, premise: str) -> Any:
     return kind.retrieve(d)
 
 
-def time_plan(ctx: Any, runs: int) -> tuple[float, dict[str, float], Any]:
-    """plan_next (every kind's planner in order) + the bible retrieval `propose` does for the task."""
+def _voice_a_line(ctx: Any, ep: int, i: int) -> None:
+    """Accept a take of line `i` of episode `ep`'s last scene: the change a step makes before the
+    agent plans the next one (a new record of the episode being written)."""
+    from agent.voices import take_id
+
+    line = ctx.canon.get(f"scene-ep{ep}-{SCENES}").data["lines"][i % LINES]
+    Builder(ctx).accept("take", lambda: [ctx.canon.upsert("take", {
+        "line_id": line["id"], "language": "en", "speaker": line["speaker"],
+        "path": f"assets/audio/{line['id']}-en-v1.wav", "lipsync": "phonemes"},
+        actor="auto", record_id=take_id(line["id"], "en"))])
+
+
+def time_plan(ctx: Any, runs: int, ep: int) -> tuple[float, dict[str, float], Any, float]:
+    """plan_next (every kind's planner in order) + the bible retrieval `propose` does for the task,
+    each run after a take of episode `ep` is accepted (a step's own change); also the first plan
+    of the process (nothing remembered yet: the session's first step, or the one after a change
+    that concerns every episode, such as a character's edit)."""
     from agent import nodes
     from agent.kinds import KINDS
+    from agent.plan_memo import forget
 
     runtime = SimpleNamespace(context=ctx)
     state = {"premise": "A shrine maiden hears rain spirits.", "stash": []}
@@ -218,7 +237,15 @@ def time_plan(ctx: Any, runs: int) -> tuple[float, dict[str, float], Any]:
             _retrieve(ctx, task, state["premise"])
         return task
 
-    total, task = _median_ms(plan, runs)
+    forget(ctx.canon)
+    cold, _ = _median_ms(plan, 1)
+    times, task = [], None
+    for i in range(runs):
+        _voice_a_line(ctx, ep, i)
+        t0 = time.perf_counter()
+        task = plan()
+        times.append(_ms(t0))
+    total = statistics.median(times)
     parts = {}
     for name, kind in KINDS.items():   # each planner, until the one that found the task
         ms, found = _median_ms(lambda kind=kind: kind.plan(ctx.canon, ctx), runs)
@@ -227,7 +254,7 @@ def time_plan(ctx: Any, runs: int) -> tuple[float, dict[str, float], Any]:
             break
     if task is not None:
         parts["retrieve"] = _median_ms(lambda: _retrieve(ctx, task, state["premise"]), runs)[0]
-    return total, {k: round(v, 2) for k, v in parts.items() if v >= 0.05}, task
+    return total, {k: round(v, 2) for k, v in parts.items() if v >= 0.05}, task, cold
 
 
 def time_commit(ctx: Any, ep: int) -> float:
@@ -265,10 +292,10 @@ def time_view(project: Any, targets: Any, runs: int) -> tuple[float, dict[str, f
         def snapshot() -> None:
             part("view", s.view)
             records = part("records", s.records)
-            part("record_choices", lambda: [r.id for kind in ("outline", "beats", "scene", "shot", "panel")
-                                            for r in s.canon.list(kind)])
+            part("record_choices", lambda: [rid for kind in ("outline", "beats", "scene", "shot", "panel")
+                                            for rid in s.canon.ids(kind)])
             part("ledger_tail_200", lambda: s.ledger.tail(200))
-            part("storyboard", s.storyboard)
+            part("storyboard", lambda: s.storyboard(s.current_episode()))   # the picked episode, as the studio
             part("voices", s.voices)
             part("bible_markdown", lambda: bible_markdown(records))
             part("outline_markdown", lambda: outline_markdown(s.outline()))
@@ -371,8 +398,9 @@ def main() -> None:
         build.base(args.episodes)
         build.writing(1)
         bible.rebuild(canon)
-        plan_ep1, parts_ep1, task1 = time_plan(ctx, args.runs)
-        print(f"episode 1: plan {plan_ep1:.1f} ms for {task1} {parts_ep1}", flush=True)
+        plan_ep1, parts_ep1, task1, cold_ep1 = time_plan(ctx, args.runs, 1)
+        print(f"episode 1: plan {plan_ep1:.1f} ms for {task1} {parts_ep1} (first plan {cold_ep1:.1f} ms)",
+              flush=True)
         build.production(1)
         for ep in range(2, args.episodes):
             build.writing(ep)
@@ -387,8 +415,9 @@ def main() -> None:
         counts["lines"] = sum(len(s.data.get("lines", [])) for s in canon.list("scene"))
         counts["ledger_entries"] = len(ledger.entries())
         print(f"series: {counts}, built in {time.perf_counter() - t0:.0f} s", flush=True)
-        plan_ep30, parts_ep30, task30 = time_plan(ctx, args.runs)
-        print(f"episode {args.episodes}: plan {plan_ep30:.1f} ms for {task30} {parts_ep30}", flush=True)
+        plan_ep30, parts_ep30, task30, cold_ep30 = time_plan(ctx, args.runs, args.episodes)
+        print(f"episode {args.episodes}: plan {plan_ep30:.1f} ms for {task30} {parts_ep30} (first plan "
+              f"{cold_ep30:.1f} ms)", flush=True)
         commit_ep30 = time_commit(ctx, args.episodes)
         print(f"episode {args.episodes}: commit of a shot plan {commit_ep30:.1f} ms", flush=True)
         check_p95, found = time_continuity(canon, args.episodes + 1)
@@ -406,6 +435,7 @@ def main() -> None:
         print(json.dumps({
             "plan_ms_ep1": round(plan_ep1, 2), "plan_ms_ep30": round(plan_ep30, 2),
             "plan_ratio": round(plan_ep30 / plan_ep1, 2) if plan_ep1 else None,
+            "plan_ms_first_ep1": round(cold_ep1, 2), "plan_ms_first_ep30": round(cold_ep30, 2),
             "commit_ms_ep30": round(commit_ep30, 2), "view_ms_ep30": round(view_ep30, 2),
             "checkpoint_kb_per_message": round(kb, 3),
             "checkpoint_kb_per_message_unbounded": round(kb_unbounded, 2),

@@ -5,7 +5,8 @@ report can never disagree with them. Each item (a record, a dialogue line, a sho
 gets one category, from the decision that produced its current content:
 
 * ``written``  — written by the director: a revision the director made with no proposal behind it
-  (a direct instruction, a form filled in after a failed proposal, the vision);
+  (a direct instruction, a form filled in after a failed proposal, the vision the director wrote:
+  a commit whose ``inputs["author"]`` is ``"director"``);
 * ``accepted`` — proposed and accepted as is (picking one of the proposed image candidates counts);
 * ``edited``   — proposed and edited: which fields changed, and a character-level edit ratio
   (``1 - difflib.SequenceMatcher(None, proposed, accepted).ratio()`` over ``flat_text``);
@@ -210,14 +211,20 @@ def authorship_report(canon: Canon, ledger: Iterable[dict] | Any, *, episode: in
     its entries."""
     if episode is not None and (isinstance(episode, bool) or not isinstance(episode, int) or episode < 1):
         raise InputError(f"episode {episode!r} is not an episode number; use 1, 2, 3…")
-    entries = list(ledger.entries() if hasattr(ledger, "entries") else ledger)
-    commits = canon.commits()
+    from memory.branches import line_commits, line_entries
+
+    # the decisions of canon's line only: main's, or on a branch (memory/branches.py BranchCanon) main's
+    # up to the branch's base of each record it changed, then the branch's own
+    every_entry = list(ledger.entries() if hasattr(ledger, "entries") else ledger)
+    entries = line_entries(canon, every_entry)
+    commits = line_commits(canon)
     by_rev: dict[tuple[str, int], Commit] = {}
     for c in commits:
         for key in c.records:
             by_rev[key] = c
     actions = {(e.get("record_id"), e.get("rev")): e for e in entries if e.get("rev") is not None}
     ctx = _Context(canon, by_rev, actions)
+    ctx.every_entry = every_entry   # an adopted revision is looked up on its branch (memory/branches.py)
 
     records = canon.list()
     scenes = {r.id: r for r in records if r.kind == "scene"}
@@ -306,6 +313,12 @@ class _Context:
         actor = commit.actor if commit else rec.actor
         action = commit.action if commit else str(entry.get("action") or "direct")
         when = commit.created_at if commit else rec.created_at
+        if action == "adopt" and commit is not None:   # a branch's revision made main's: its authorship
+            from memory.branches import adopted_decision
+
+            adopted = adopted_decision(self, commit, rec)
+            if adopted is not None:
+                return adopted
         if action == "revert" or re.match(r"(revert|undo) to rev \d+", rec.note):
             to = commit.inputs.get("to_rev") if commit else None
             if not isinstance(to, int):       # the revert names its rev in its note, or has its data
@@ -338,6 +351,8 @@ class _Context:
             return _Decision("auto", actor, action, rev, when, pid, proposed, model)
         if action == "upload" or _uploaded(rec):
             return _Decision("uploaded", actor, action, rev, when, pid, proposed, "upload")
+        if commit.inputs.get("author") == "director":   # the card held the director's own text (the vision)
+            return _Decision("written", actor, action, rev, when, pid, None, model)
         if action == "edit":
             if proposed is None:
                 return _Decision("written", actor, action, rev, when, pid, None, model)

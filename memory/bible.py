@@ -341,6 +341,15 @@ class Bible:
             configuration={"hnsw": {"space": "cosine"}},
         )
 
+    def side_collection(self, name: str) -> Any:
+        """Another collection in this index's folder, with the same embedding and space (a branch's
+        changed records: memory/branches.py `BranchBible`); `search_collection` queries it."""
+        with self._lock:
+            return self._client.get_or_create_collection(
+                name, embedding_function=self._embedding_function,
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+
     def index(self, record: Record) -> None:
         """Upsert the record's current text; a deleted record (or a media record) leaves the index."""
         if record.deleted or record.kind in NOT_INDEXED:
@@ -360,6 +369,12 @@ class Bible:
         """The `k` records closest in meaning to `query`, optionally only of `kinds`, and with
         `before_episode` only records of an earlier episode (continuity facts and summaries for the
         episode being written; records without an episode are left out then)."""
+        return self.search_collection(self._collection, query, kinds=kinds, k=k,
+                                      before_episode=before_episode)
+
+    def search_collection(self, collection: Any, query: str, *, kinds: Sequence[str] | None = None,
+                          k: int = 5, before_episode: int | None = None) -> list[BibleHit]:
+        """`search` over `collection` (this index's own, or a `side_collection`)."""
         if not isinstance(query, str):
             raise InputError(f"bible search query must be text, got {type(query).__name__}")
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -382,10 +397,10 @@ class Bible:
         if not query.strip():
             return []
         with self._lock:
-            total = self._collection.count()
+            total = collection.count()
             if total == 0:
                 return []
-            result = self._collection.query(
+            result = collection.query(
                 query_texts=[query], n_results=min(k, total), where=where,
                 include=["documents", "metadatas", "distances"],
             )

@@ -24,13 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from memory.errors import InputError, ProjectError, RecordNotFoundError
 
+T = TypeVar("T")
+
 KINDS = (
     "series", "style", "character", "location", "prop", "outline", "episode", "beats", "scene",
-    "shot", "line", "glossary", "panel", "take", "voice", "motion", "fact", "summary",
+    "shot", "line", "glossary", "panel", "take", "voice", "motion", "fact", "summary", "vision", "cold_open",
 )
 CANON_SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 200
@@ -76,6 +78,7 @@ CREATE TABLE IF NOT EXISTS commits (
     created_at TEXT NOT NULL,
     ledgered INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS commits_kind ON commits(kind);
 """
 
 
@@ -182,6 +185,7 @@ class Canon:
         # Re-entrant: a proposal's commit runs other canon calls inside its transaction.
         self._lock = threading.RLock()
         self._depth = 0   # open (nested) write transactions of the thread holding the lock
+        self._memo: dict[str, tuple[int, Any]] = {}   # derived values by key: (change mark, value)
         self._conn = connect_sqlite(self.db_path)
         try:
             version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -252,11 +256,13 @@ class Canon:
             ).fetchone()
         return self._row_to_commit(row) if row else None
 
-    def commits(self, *, unledgered_only: bool = False) -> list[Commit]:
-        """Every commit, oldest first (only those whose ledger lines are not all written)."""
-        sql = "SELECT * FROM commits" + (" WHERE ledgered = 0" if unledgered_only else "")
+    def commits(self, *, unledgered_only: bool = False, kind: str | None = None) -> list[Commit]:
+        """Every commit, oldest first (only those whose ledger lines are not all written; only those
+        of one proposal kind, an indexed lookup)."""
+        where = [w for w, on in (("ledgered = 0", unledgered_only), ("kind = ?", kind is not None)) if on]
+        sql = "SELECT * FROM commits" + (" WHERE " + " AND ".join(where) if where else "")
         with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY rowid").fetchall()
+            rows = self._conn.execute(sql + " ORDER BY rowid", (kind,) if kind is not None else ()).fetchall()
         return [self._row_to_commit(row) for row in rows]
 
     def mark_ledgered(self, proposal_id: str) -> None:
@@ -391,6 +397,19 @@ class Canon:
             rows = self._conn.execute(sql, args).fetchall()
         return [self._row_to_record(row) for row in rows]
 
+    def ids(self, kind: str) -> list[str]:
+        """The ids of the live records of `kind`, in creation order: `list` without reading their
+        data (the History tab's record picker lists every shot and panel of the series)."""
+        if kind not in KINDS:
+            raise InputError(f"unknown record kind {kind!r}; use one of {', '.join(KINDS)}")
+        if type(self).list is not Canon.list:   # a subclass (a branch) that sees records its own way
+            return [r.id for r in self.list(kind)]
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT r.id FROM records r JOIN revisions v ON v.record_id = r.id AND v.rev = r.current_rev"
+                " WHERE r.kind = ? AND v.deleted = 0 ORDER BY r.seq", (kind,)).fetchall()
+        return [row[0] for row in rows]
+
     #: data keys `children` can look records up by, each backed by an index (see _SCHEMA).
     CHILD_KEYS = ("scene_id", "episode")
 
@@ -421,6 +440,41 @@ class Canon:
         if not rows:
             raise RecordNotFoundError(f"no canon record {record_id!r}; list records to see the ids")
         return [self._row_to_record(row) for row in rows]
+
+    # --- derived values, kept until canon changes ------------------------------------------
+
+    def change_mark(self) -> int | None:
+        """A mark that grows with every revision written, by any process (the newest revision's
+        row). None inside a write transaction: what it reads may still be rolled back, so nothing
+        derived from it may be kept; None too for a subclass (a branch keeps its revisions in tables
+        of its own) unless it overrides this with a mark of its own."""
+        if type(self).change_mark is Canon.change_mark and type(self) is not Canon:
+            return None
+        with self._lock:
+            if self._conn.in_transaction:
+                return None
+            return int(self._conn.execute("SELECT coalesce(max(rowid), 0) FROM revisions").fetchone()[0])
+
+    def changes_since(self, mark: int, *, limit: int = 500) -> list[Record] | None:
+        """The revisions written after `mark` (a `change_mark`), oldest first; None when there are
+        more than `limit` (recompute instead). A rowid range: the cost follows what changed."""
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM revisions WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                                      (mark, limit + 1)).fetchall()
+        return None if len(rows) > limit else [self._row_to_record(row) for row in rows]
+
+    def memo(self, key: str, compute: Callable[[], T]) -> T:
+        """`compute()`, kept until canon changes: for values derived from canon that every step reads
+        (the continuity facts). Computed afresh inside a write transaction."""
+        mark = self.change_mark()
+        if mark is None:
+            return compute()
+        hit = self._memo.get(key)
+        if hit is not None and hit[0] == mark:
+            return hit[1]
+        value = compute()
+        self._memo[key] = (mark, value)
+        return value
 
     def revision_count(self) -> int:
         """How many revisions canon holds (0: nothing was ever accepted)."""

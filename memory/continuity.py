@@ -218,9 +218,14 @@ def parse_facts(data: Mapping[str, Any]) -> FactsProposal:
 
 
 def all_facts(canon: Canon) -> list[Fact]:
-    """Every live fact, in story order (episode, scene)."""
-    facts = [Fact.from_record(r) for r in canon.list("fact")]
-    return sorted(facts, key=lambda f: (f.episode, f.scene or 0))
+    """Every live fact, in story order (episode, scene). Read once per canon change (`Canon.memo`):
+    every panel's staleness and every card's check asks for them."""
+    def read() -> tuple[Fact, ...]:
+        facts = [Fact.from_record(r) for r in canon.list("fact")]
+        return tuple(sorted(facts, key=lambda f: (f.episode, f.scene or 0)))
+
+    memo = getattr(canon, "memo", None)   # a stand-in canon (a branch view, a test double) may have none
+    return list(memo("continuity.all_facts", read) if memo is not None else read())
 
 
 def in_force(facts: Iterable[Fact], episode: int, scene: int | None = None) -> list[Fact]:

@@ -45,9 +45,11 @@ class MissingCanonError(ProjectError):
 
 
 def accepted_decisions(ledger: Ledger) -> list[dict]:
-    """Ledger lines that put a revision into canon (record id and rev given)."""
+    """Ledger lines that put a revision into main's canon (record id and rev given); decisions on
+    a branch (memory/branches.py) name the branch's own revisions and are left out."""
     return [e for e in ledger.entries()
-            if e.get("action") in CANON_ACTIONS and e.get("record_id") and isinstance(e.get("rev"), int)]
+            if e.get("action") in CANON_ACTIONS and e.get("record_id") and isinstance(e.get("rev"), int)
+            and (e.get("branch") or "main") == "main"]
 
 
 def _refusal(project: Project, state: str, decided: list[dict]) -> MissingCanonError:

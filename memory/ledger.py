@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 
 ACTORS = ("human", "assistant", "auto")
 #: Ledger actions that put a revision into canon (each names the record and its rev); "recovered"
-#: and "repair" are written by `storyreel doctor`.
-CANON_ACTIONS = ("accept", "edit", "upload", "revert", "recovered", "repair")
+#: and "repair" are written by `storyreel doctor`, "adopt" by adopting a branch (memory/branches.py).
+CANON_ACTIONS = ("accept", "edit", "upload", "revert", "recovered", "repair", "adopt")
 
 
 def inputs_hash(inputs: object) -> str:
@@ -39,8 +39,11 @@ def inputs_hash(inputs: object) -> str:
 class Ledger:
     """The project's ledger.jsonl."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, branch: str = "main") -> None:
+        """`branch`: the line of canon this session decides on (memory/branches.py); every line it
+        appends names it unless the call names another."""
         self.path = Path(path)
+        self.branch = branch
         self._lock = threading.Lock()
         if not self.path.parent.is_dir():
             raise ProjectError(
@@ -58,8 +61,14 @@ class Ledger:
         rev: int | None = None,
         inputs: object = None,
         note: str = "",
+        branch: str | None = None,
+        from_branch: str | None = None,
     ) -> dict:
-        """Write one decision and return it once it is durable on disk."""
+        """Write one decision and return it once it is durable on disk.
+
+        `branch` is the line of canon it was decided on (default: this ledger's; lines written before
+        branches existed have none and read as "main"); `from_branch` names the branch an `adopt`
+        line brought into main."""
         if actor not in ACTORS:
             raise InputError(f"ledger actor {actor!r} is not one of {', '.join(ACTORS)}")
         if not isinstance(action, str) or not action.strip():
@@ -76,7 +85,10 @@ class Ledger:
             "rev": rev,
             "inputs_hash": inputs_hash(inputs),
             "note": str(note),
+            "branch": str(branch or self.branch),
         }
+        if from_branch is not None:
+            entry["from_branch"] = str(from_branch)
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
             created = not self.path.exists()
@@ -122,12 +134,12 @@ class Ledger:
             recent = self.iter_reversed(stop=lambda e: str(e.get("time", "")) < since)
         else:
             recent = iter(self.entries())
-        present = {(e.get("record_id"), e.get("rev")) for e in recent
+        present = {(e.get("branch") or "main", e.get("record_id"), e.get("rev")) for e in recent
                    if e.get("action") in CANON_ACTIONS}
         appended = 0
         for commit in pending:
             for line in commit_lines(canon, commit):
-                if (line["record_id"], line["rev"]) not in present:
+                if (line["branch"], line["record_id"], line["rev"]) not in present:
                     self.append(**line)
                     appended += 1
             canon.mark_ledgered(commit.proposal_id)
@@ -207,10 +219,11 @@ class Ledger:
         return next((e for e in self.iter_reversed() if where(e)), None)
 
     def last_decided(self) -> dict | None:
-        """The newest accepted, edited or reverted record (by the director or `auto`): what a bare
-        undo reverts."""
+        """The newest accepted, edited or reverted record (by the director or `auto`) on this
+        ledger's branch: what a bare undo reverts."""
         return self.last(lambda e: e.get("actor") in ("human", "auto") and bool(e.get("record_id"))
-                         and e.get("action") in ("accept", "edit", "revert"))
+                         and e.get("action") in ("accept", "edit", "revert")
+                         and (e.get("branch") or "main") == self.branch)
 
     def last_for(self, record_id: str) -> dict | None:
         """The newest decision about `record_id`, or None."""
@@ -243,12 +256,15 @@ def _parse_line(line: bytes) -> dict | None:
 def commit_lines(canon: Canon, commit: Commit) -> list[dict]:
     """The ledger lines of one commit, one per revision it made (keyword arguments of `append`)."""
     lines = []
+    branch = getattr(canon, "branch", "main")   # a memory.branches.BranchCanon has one
+    from_branch = commit.inputs.get("from_branch") if commit.action == "adopt" else None
     for record_id, rev in commit.records:
         record = canon.get(record_id, rev)
         lines.append({
             "actor": commit.actor, "action": commit.action, "record_id": record_id,
             "kind": record.kind, "rev": rev, "note": commit.note,
             "inputs": {"proposal_id": commit.proposal_id, **commit.inputs, "data": record.data},
+            "branch": branch, **({"from_branch": from_branch} if from_branch else {}),
         })
     return lines
 

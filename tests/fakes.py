@@ -56,6 +56,23 @@ def scene(n: int) -> dict[str, Any]:
                       {"speaker": "Ren", "line": "Only rain.", "emotion": "neutral"}]}
 
 
+VISION = {"premise": "A shrine maiden hears rain spirits.", "themes": ["memory and forgetting"],
+          "emotional_core": "longing", "tone_references": ["Mushishi"], "never": ["no gore"]}
+
+
+def accept_vision(session: Any, view: Any = None, **edit: Any) -> Any:
+    """Do what the director does on a new project's first card, the vision: accept it as it is
+    (their premise), or with `edit` fields (themes=[…], never=[…]) through Edit. Public session
+    API only; returns the next view (the series card)."""
+    view = view if view is not None else session.view()
+    pending = view.pending or {}
+    assert pending.get("kind") == "vision", f"expected the vision card, got {pending.get('kind')!r}"
+    if edit:
+        return session.decide({"type": "edit", "data": {**pending["data"], **edit},
+                               "proposal_id": pending.get("proposal_id", "")})
+    return session.decide({"type": "accept", "proposal_id": pending.get("proposal_id", "")})
+
+
 class ScriptedChatModel:
     """Answers by the requested schema's title; records every call so tests can read the prompts.
 
@@ -77,7 +94,7 @@ class ScriptedChatModel:
                  temperature: float = 0.7, max_tokens: int = 768, seed: int | None = None) -> str:
         title = (json_schema or {}).get("title", "")
         self.calls.append({"messages": messages, "title": title, "seed": seed})
-        if title in self.script and self.script[title]:
+        if self.script.get(title):
             reply = self.script[title].pop(0)
             if isinstance(reply, BaseException):
                 raise reply
@@ -88,7 +105,9 @@ class ScriptedChatModel:
                     "LocationProposal": lambda: next(self._locs), "PropProposal": lambda: PROPS[0],
                     "OutlineProposal": lambda: OUTLINE, "BeatsProposal": lambda: BEATS,
                     "SceneProposal": lambda: scene(next(self._scene)),
-                    "ShotPlanProposal": lambda: SHOT_PLAN}
+                    "ShotPlanProposal": lambda: SHOT_PLAN, "VisionProposal": lambda: VISION,
+                    "DriftVerdict": lambda: {"drifts": False, "reasons": []},
+                    "ContinuityReview": lambda: {"problems": []}}
         return json.dumps(defaults[title]())
 
     def prompts_for(self, title: str) -> list[str]:

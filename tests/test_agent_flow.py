@@ -15,7 +15,7 @@ import pytest
 from agent.context import Targets
 from memory.errors import InputError, LLMUnavailableError, ProjectLockedError
 from memory.project import create_project, open_project
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, accept_vision
 from ui.session import DirectorSession
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def session(project):
 def to_character(s: DirectorSession):
     view = s.start()
     assert view.pending["kind"] == "input"
-    view = s.send("A shrine maiden hears rain spirits.")
+    view = accept_vision(s, s.send("A shrine maiden hears rain spirits."))
     assert view.pending["kind"] == "series"
     return s.decide({"type": "accept"})
 
@@ -45,7 +45,7 @@ def to_character(s: DirectorSession):
 def test_premise_gives_series_proposal_that_is_not_canon_until_accepted(session):
     view = session.start()
     assert view.pending["kind"] == "input" and not view.awaiting_decision
-    view = session.send("A shrine maiden hears rain spirits.")
+    view = accept_vision(session, session.send("A shrine maiden hears rain spirits."))
     assert view.pending["kind"] == "series" and view.pending["data"]["title"] == "Fox Rain"
     assert session.canon.list("series") == [] and session.canon.list("style") == []
     view = session.decide({"type": "accept"})
@@ -53,10 +53,11 @@ def test_premise_gives_series_proposal_that_is_not_canon_until_accepted(session)
     assert session.canon.get("style").data["palette"][0] == "#1b2a4a"
     hits = session.bible.search("colour palette art style", k=3)
     assert "style" in [h.record_id for h in hits]
-    accepted = [e for e in session.ledger.entries() if e["action"] == "accept"]
+    accepted = [e for e in session.ledger.entries() if e["action"] == "accept" and e["kind"] != "vision"]
     assert {e["record_id"] for e in accepted} == {"series", "style"}
     assert all(e["actor"] == "human" and e["inputs_hash"].startswith("sha256:") for e in accepted)
-    assert [e["actor"] for e in session.ledger.entries() if e["action"] == "propose"] == ["assistant", "assistant"]
+    assert [e["actor"] for e in session.ledger.entries() if e["action"] == "propose" and e["kind"] != "vision"
+            ] == ["assistant", "assistant"]
     assert view.pending["kind"] == "character"
 
 
@@ -154,7 +155,7 @@ def test_invalid_json_gives_a_failure_card_and_redo_recovers(project):
     model = ScriptedChatModel({"SeriesProposal": ["not json at all", "{\"title\": 3", "[]"]})
     with DirectorSession(project, model, targets=SMALL) as s:
         s.start()
-        view = s.send("A premise.")
+        view = accept_vision(s, s.send("A premise."))
         assert view.pending["kind"] == "series" and view.pending["data"] is None
         assert "SeriesProposal" in view.pending["failure"]
         assert s.canon.list("series") == []
@@ -169,7 +170,7 @@ def test_unreachable_model_gives_a_clear_failure(project):
     model = ScriptedChatModel({"SeriesProposal": [err]})
     with DirectorSession(project, model, targets=SMALL) as s:
         s.start()
-        view = s.send("A premise.")
+        view = accept_vision(s, s.send("A premise."))
         assert "http://127.0.0.1:9/v1" in view.pending["failure"]
         assert "Redo" in view.messages[-1]["content"]
 
@@ -189,7 +190,7 @@ def test_scene_contradicting_canon_is_repaired_or_fixed(project):
     model = ScriptedChatModel({"SceneProposal": [bad, bad, bad]})
     with DirectorSession(project, model, targets=SMALL) as s:
         view = s.start()
-        view = s.send("premise")
+        view = accept_vision(s, s.send("premise"))
         while view.pending["kind"] != "scene":
             view = s.decide({"type": "accept"})
         scene = view.pending["data"]
@@ -205,12 +206,12 @@ def test_scene_contradicting_canon_is_repaired_or_fixed(project):
 def test_full_writers_room_reaches_scenes(session):
     view = session.start()
     view = session.send("premise")
-    kinds = []
+    kinds = []   # the director's vision first, then the writers' room
     while view.awaiting_decision:
         kinds.append(view.pending["kind"])
         view = session.decide({"type": "accept"})
-    assert kinds == ["series", "character", "character", "location", "prop", "outline", "beats",
-                     "scene", "scene"]
+    assert kinds == ["vision", "series", "character", "character", "location", "prop", "outline", "beats",
+                     "scene", "scene", "facts"]   # the outline has 5 episodes: episode 1's story so far
     scenes = session.canon.list("scene")
     assert [r.id for r in scenes] == ["scene-ep1-1", "scene-ep1-2"]
     assert scenes[0].data["lines"][0]["id"] == "scene-ep1-1-l1"
@@ -227,11 +228,11 @@ def test_resume_from_a_fresh_process_keeps_the_pending_proposal(project):
     code = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(ROOT)!r})
-        from tests.fakes import ScriptedChatModel
+        from tests.fakes import ScriptedChatModel, accept_vision
         from memory.project import open_project
         from ui.session import DirectorSession
         s = DirectorSession(open_project({str(project.root)!r}), ScriptedChatModel())
-        s.start(); s.send("A shrine maiden hears rain spirits."); v = s.decide({{"type": "accept"}})
+        s.start(); accept_vision(s, s.send("A shrine maiden hears rain spirits.")); v = s.decide({{"type": "accept"}})
         print(v.pending["proposal_id"], flush=True)
         os._exit(9)   # die without closing anything, like a killed server
     """)

@@ -416,14 +416,14 @@ def test_the_timeline_clips_carry_each_shots_authorship(project, tmp_path):
 def reviewed(tmp_path_factory):
     """Series accepted, the first character edited (age 17 -> 29), the next rejected with a note."""
     from agent.context import Targets
-    from tests.fakes import ScriptedChatModel
+    from tests.fakes import ScriptedChatModel, accept_vision
     from ui.session import DirectorSession
 
     project = create_project(tmp_path_factory.mktemp("reviewed"), "Fox Rain")
     with DirectorSession(project, ScriptedChatModel(),
                          targets=Targets(characters=2, locations=1, props=1, episodes=3, scenes=2)) as s:
         s.start()
-        s.send("A shrine maiden hears rain spirits.")
+        accept_vision(s, s.send("A shrine maiden hears rain spirits."))
         view = s.decide({"type": "accept"})
         assert view.pending["kind"] == "character"
         view = s.decide({"type": "edit", "data": dict(view.pending["data"], age="29")})

@@ -180,13 +180,13 @@ def _seed(kind: str) -> Path:
         atexit.register(shutil.rmtree, base, True)
         project = create_project(base, "Fox Rain")
         from agent.context import Targets
-        from tests.fakes import ScriptedChatModel
+        from tests.fakes import ScriptedChatModel, accept_vision
         from ui.session import DirectorSession
 
         with DirectorSession(project, ScriptedChatModel(), targets=Targets(characters=1)) as s:
             s.start()
             if kind == "accepted":
-                s.send("A shrine maiden hears rain spirits.")
+                accept_vision(s, s.send("A shrine maiden hears rain spirits."))
                 assert s.decide({"type": "accept"}).pending["kind"] == "character"
         _SEEDS[kind] = project.root
     return _SEEDS[kind]

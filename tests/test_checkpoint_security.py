@@ -27,7 +27,7 @@ from memory.checkpoints import (
 )
 from memory.errors import ProjectError
 from memory.project import create_project
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, accept_vision
 from ui.session import DirectorSession
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +77,7 @@ def project(tmp_path):
     project = create_project(tmp_path / "projects", "Fox Rain")
     with DirectorSession(project, ScriptedChatModel()) as s:
         s.start()
-        s.send("A shrine maiden hears rain spirits.")      # a real checkpoint with a review card
+        accept_vision(s, s.send("A shrine maiden hears rain spirits."))   # a real checkpoint with a review card
     return project
 
 

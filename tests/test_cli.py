@@ -14,7 +14,7 @@ import pytest
 
 from memory.project import create_project, open_project
 from tests.fake_openai import FakeOpenAIServer
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, accept_vision
 from ui.session import DirectorSession
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +67,7 @@ def test_scripted_terminal_chat_through_every_command(tmp_path):
     create_project(tmp_path, "Fox Rain")
     script = "\n".join([
         "A shrine maiden hears rain spirits.",
+        "/accept",                                   # your vision (the premise as you typed it)
         "/accept",                                   # series + style
         "/reject make her older",                    # Aiko rejected; take 2 (the note reaches the prompt)
         "/redo",                                     # take 3 (the scripted model offers Kaito)
@@ -89,7 +90,7 @@ def test_scripted_terminal_chat_through_every_command(tmp_path):
         assert set(names) == {"Kaito"} and names["Kaito"].data["age"] == "31"
         assert s.canon.get("character-ren").deleted
         actions = [e["action"] for e in s.ledger.entries() if e["actor"] == "human"]
-        assert actions == ["accept", "accept", "reject", "redo", "edit", "edit", "revert"]
+        assert actions == ["accept", "accept", "accept", "reject", "redo", "edit", "edit", "revert"]
 
 
 def test_chat_refuses_a_project_open_elsewhere(tmp_path):
@@ -107,7 +108,7 @@ def test_unreachable_llm_shows_a_failure_card_and_keeps_the_premise(tmp_path):
     create_project(tmp_path, "Fox Rain")
     out = storyreel("--projects-dir", str(tmp_path), "chat", "fox-rain",
                     "--llm-url", f"http://127.0.0.1:{dead}/v1", "--llm-model", "m",
-                    stdin="A premise.\n/quit\n")
+                    stdin="A premise.\n/accept\n/quit\n")   # the vision card, then the series
     assert out.returncode == 0, out.stderr
     assert f"127.0.0.1:{dead}" in out.stdout and "Redo" in out.stdout
     with DirectorSession(open_project(tmp_path / "fox-rain"), ScriptedChatModel()) as s:
@@ -131,7 +132,7 @@ def test_timing_out_llm_names_the_timeout(tmp_path):
         create_project(tmp_path, "Fox Rain")
         out = storyreel("--projects-dir", str(tmp_path), "chat", "fox-rain",
                         "--llm-url", f"http://127.0.0.1:{httpd.server_address[1]}/v1", "--llm-model", "m",
-                        stdin="A premise.\n/quit\n", env={"STORYREEL_LLM_TIMEOUT": "1"})
+                        stdin="A premise.\n/accept\n/quit\n", env={"STORYREEL_LLM_TIMEOUT": "1"})
     finally:
         httpd.shutdown()
     assert out.returncode == 0, out.stderr
@@ -145,7 +146,7 @@ def test_skip_and_retry_in_the_terminal_leave_a_card_that_keeps_failing(tmp_path
     project = create_project(tmp_path, "Fox Rain")
     with DirectorSession(project, ScriptedChatModel()) as s:
         s.start()
-        s.send("A shrine maiden hears rain spirits.")
+        accept_vision(s, s.send("A shrine maiden hears rain spirits."))
         s.decide({"type": "accept"})                      # the character card is next
     with _HtmlServer() as url:
         out = storyreel("--projects-dir", str(tmp_path), "chat", "fox-rain", "--llm-url", url,

@@ -2,6 +2,7 @@
 folder, the deterministic checks and the offline draft extractor, table-driven over unseen tales."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -389,3 +390,98 @@ def test_check_proposal_for_scene_and_shot_cards(canon: Canon) -> None:
     assert check_proposal(canon, "shots", plan)[0].startswith("shot 1: Kaito appears")
     assert check_proposal(canon, "shots", {**plan, "scene_id": "scene-nope"}) == []
     assert check_proposal(canon, "character", {"name": "Kaito"}) == []
+
+
+# ----------------------------------------------------------------------------- the model's check (a capable model)
+
+REN_DEAD = {"episode": 1, "summary": "Ren is swept away.", "facts": [
+    {"subject": "Ren", "type": "dead", "value": "swept away by the storm", "episode": 1, "scene": 1},
+    {"subject": "Aiko", "type": "knows", "value": "the bell is cursed", "episode": 1, "scene": 1}]}
+EP2_SCENE = {"episode": 2, "number": 1, "title": "After the storm", "location": "Hilltop Shrine",
+             "characters": ["Aiko"], "action": "Aiko waits by the bell.",
+             "lines": [{"speaker": "Aiko", "line": "He would have rung it.", "emotion": "sad"}]}
+CITE_REN = "(fact 'Ren is dead (swept away by the storm)' from episode 1, scene 1 [fact-ep1-ren-dead])"
+
+
+def _problem(fact_id: str, problem: str = "Aiko talks to Ren as if he were alive") -> dict:
+    return {"fact_id": fact_id, "problem": problem}
+
+
+@pytest.mark.parametrize("replies, expected", [
+    ([{"problems": [_problem("fact-ep1-ren-dead")]}], [f"model: Aiko talks to Ren as if he were alive {CITE_REN}"]),
+    ([{"problems": [_problem("[fact-ep1-ren-dead]", "Ren's death is ignored.")]}],     # bracketed id, full stop
+     [f"model: Ren's death is ignored {CITE_REN}"]),
+    ([{"problems": [_problem("fact-ep1-ren-dead")] * 2}], [f"model: Aiko talks to Ren as if he were alive {CITE_REN}"]),
+    ([{"problems": [_problem("fact-ep9-nobody-dead"), _problem("Ren is dead")]}], []),  # no such fact: dropped
+    ([{"problems": []}], []),
+    (["not json at all", "still not json"], []),                                        # junk: nothing, logged
+    ([{"problems": [{"fact": "fact-ep1-ren-dead"}]}, {"problems": "none"}], []),        # wrong shape twice
+    ([RuntimeError("server fell over")], []),                                           # a model error
+])
+def test_model_continuity_check_keeps_only_warnings_naming_a_fact_in_force(canon: Canon, replies: list,
+                                                                          expected: list[str], caplog) -> None:
+    from types import SimpleNamespace
+
+    from agent.kinds.facts import card_warnings, model_warnings
+    from tests.fakes import ScriptedChatModel
+
+    write_facts(canon, REN_DEAD, actor="human")
+    model = ScriptedChatModel({"ContinuityReview": list(replies)})
+    ctx = SimpleNamespace(llm=model, repair_retries=2)
+    with caplog.at_level("WARNING", logger="agent.kinds.facts"):
+        assert model_warnings(canon, ctx, "scene", EP2_SCENE) == expected
+    if not expected and not isinstance(replies[0], dict):
+        assert "continuity check of a scene card of episode 2 failed" in caplog.text
+    prompt = model.prompts_for("ContinuityReview")[0]
+    assert "[fact-ep1-ren-dead] Ren is dead" in prompt and "He would have rung it." in prompt
+    # the card: the deterministic warnings first, then the model's, told apart by "model: "
+    from memory.continuity import check_proposal
+
+    model.script["ContinuityReview"] = list(replies)
+    assert card_warnings(canon, ctx, "scene", {"data": EP2_SCENE}) == [*check_proposal(canon, "scene", EP2_SCENE),
+                                                                       *expected]
+
+
+def test_model_continuity_check_stays_out_of_the_way(canon: Canon) -> None:
+    """No call for the embedded demo model, for episode 1, without facts in force, or for other kinds."""
+    from types import SimpleNamespace
+
+    from agent.kinds.facts import model_warnings
+    from tests.fakes import ScriptedChatModel
+
+    demo = ScriptedChatModel({"ContinuityReview": [{"problems": [_problem("fact-ep1-ren-dead")]}]})
+    demo.is_demo = True
+    capable = ScriptedChatModel({"ContinuityReview": [{"problems": [_problem("fact-ep1-ren-dead")]}]})
+    assert model_warnings(canon, SimpleNamespace(llm=capable, repair_retries=2), "scene", EP2_SCENE) == []  # no facts
+    write_facts(canon, REN_DEAD, actor="human")
+    assert model_warnings(canon, SimpleNamespace(llm=demo, repair_retries=2), "scene", EP2_SCENE) == []
+    assert model_warnings(canon, None, "scene", EP2_SCENE) == []
+    ctx = SimpleNamespace(llm=capable, repair_retries=2)
+    assert model_warnings(canon, ctx, "scene", {**EP2_SCENE, "episode": 1}) == []
+    assert model_warnings(canon, ctx, "character", {"name": "Ren", "episode": 2}) == []
+    assert model_warnings(canon, ctx, "shots", {"scene_id": "scene-nope", "shots": []}) == []
+    assert demo.calls == [] and capable.calls == []
+    # a shot plan is checked with its scene
+    canon.upsert("scene", EP2_SCENE, actor="human", record_id="scene-ep2-1")
+    plan = {"scene_id": "scene-ep2-1", "shots": [{"characters": [{"name": "Ren"}], "lines": [1]}]}
+    assert model_warnings(canon, ctx, "shots", plan) == [f"model: Aiko talks to Ren as if he were alive {CITE_REN}"]
+    assert '"Ren"' in capable.prompts_for("ContinuityReview")[0]
+
+
+def test_model_continuity_check_over_an_openai_compatible_server(canon: Canon) -> None:
+    """The real client against the scripted OpenAI-compatible server (tests.fake_openai)."""
+    from types import SimpleNamespace
+
+    from agent.kinds.facts import model_warnings
+    from agent.llm import OpenAIChatModel
+    from tests.fake_openai import FakeOpenAIServer
+
+    write_facts(canon, REN_DEAD, actor="human")
+    with FakeOpenAIServer() as server:
+        server.model.script["ContinuityReview"] = [{"problems": [_problem("fact-ep1-ren-dead"),
+                                                                 _problem("fact-made-up")]}]
+        llm = OpenAIChatModel(base_url=server.url, model="fake-model", timeout=10)
+        assert model_warnings(canon, SimpleNamespace(llm=llm, repair_retries=2), "scene", EP2_SCENE) == [
+            f"model: Aiko talks to Ren as if he were alive {CITE_REN}"]
+        schema = server.requests[-1]["response_format"]
+        assert "ContinuityReview" in json.dumps(schema)

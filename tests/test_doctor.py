@@ -24,7 +24,7 @@ from memory.doctor import MissingCanonError, orphaned_temporaries, run_doctor
 from memory.errors import ProjectLockedError
 from memory.ledger import Ledger
 from memory.project import Project, create_project
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, accept_vision
 from ui.session import DirectorSession
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def project(tmp_path) -> Project:
     project = create_project(tmp_path / "projects", "Fox Rain")
     with DirectorSession(project, ScriptedChatModel()) as s:
         s.start()
-        s.send("A shrine maiden hears rain spirits.")
+        accept_vision(s, s.send("A shrine maiden hears rain spirits."))
         s.decide({"type": "accept"})           # series + style
         s.decide({"type": "accept"})           # Aiko
     return project

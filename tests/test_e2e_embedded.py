@@ -11,6 +11,7 @@ import pytest
 from agent.brain import LazyEmbeddedModel
 from agent.context import Targets
 from memory.project import create_project
+from tests.fakes import accept_vision
 from ui.session import DirectorSession
 
 pytestmark = pytest.mark.slow
@@ -36,6 +37,7 @@ def test_premise_to_accepted_character_on_the_embedded_model(tmp_path):
             assert model.is_demo and "SmolLM2" in model.description
             t0 = time.perf_counter()
             view = s.send("A shrine maiden who hears rain spirits must stop a storm that erases memories.")
+            view = accept_vision(s, view)   # the director's vision first: no model call before it
             first_proposal_s = time.perf_counter() - t0
             print(f"premise -> first proposal: {first_proposal_s:.1f} s")
             assert view.pending["kind"] == "series"

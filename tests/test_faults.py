@@ -62,21 +62,22 @@ TIMED_KILLS = ((1, 0.0), (1, 0.02), (1, 0.03), (1, 0.035), (1, 0.04), (1, 0.05),
 
 
 KILL_POINTS: dict[str, KillPoint] = {
-    # Accept the series (commit 1), then Aiko (commit 2), dying inside the second commit.
-    "after-canon-write": KillPoint("after-canon-write@2", None, "chat", (PREMISE, "/accept", "/accept"),
-                                   ("series", "style", "character-aiko")),
-    "after-ledger-write": KillPoint("after-ledger-write@2", None, "chat", (PREMISE, "/accept", "/accept"),
-                                    ("series", "style", "character-aiko")),
-    # The series commit writes two records: die after indexing the first.
-    "mid-bible-index": KillPoint("mid-bible-index@1", None, "chat", (PREMISE, "/accept"), ("series", "style")),
-    # The very first commit of a project, before any ledger line exists.
+    # Accept the vision (commit 1), the series (commit 2), then Aiko (commit 3), dying inside the third.
+    "after-canon-write": KillPoint("after-canon-write@3", None, "chat", (PREMISE, *["/accept"] * 3),
+                                   ("vision", "series", "style", "character-aiko")),
+    "after-ledger-write": KillPoint("after-ledger-write@3", None, "chat", (PREMISE, *["/accept"] * 3),
+                                    ("vision", "series", "style", "character-aiko")),
+    # The series commit writes two records (the vision's one is indexed first): die after the series.
+    "mid-bible-index": KillPoint("mid-bible-index@2", None, "chat", (PREMISE, "/accept", "/accept"),
+                                 ("vision", "series", "style")),
+    # The very first commit of a project (the director's vision), before any ledger line exists.
     "first-commit-after-canon-write": KillPoint("after-canon-write@1", None, "chat", (PREMISE, "/accept"),
-                                                ("series", "style")),
+                                                ("vision",)),
     "mid-upload-import": KillPoint("mid-upload-import", "reference", "upload", slow=True),
     "mid-take-write": KillPoint("mid-take-write", "take", "chat", ("/redo",), slow=True),
     "mid-render-segment": KillPoint("mid-render-segment", "all", "render", slow=True),
     # kill -9 at moments around the commits of a chat accepting three proposals
-    **{f"kill-9-request{n}+{delay}s": KillPoint("", None, "timed", (PREMISE, "/accept", "/accept", "/accept"),
+    **{f"kill-9-request{n}+{delay}s": KillPoint("", None, "timed", (PREMISE, *["/accept"] * 4),   # vision first
                                                slow=True, after_request=n, delay=delay)
        for n, delay in TIMED_KILLS},
 }

@@ -14,7 +14,7 @@ from agent.context import Targets
 from agent.guard import contained, describe
 from memory.errors import InputError
 from memory.project import create_project
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, accept_vision
 from tools.backends.animatic import AnimaticPainter
 from ui.session import DirectorSession
 
@@ -204,7 +204,7 @@ def test_a_failing_answer_keeps_the_card_and_redo_answers_again(project):
     model = FailingAnswers(failures=1)
     with DirectorSession(project, model, targets=TARGETS) as s:
         s.start()
-        card = s.send("A shrine maiden hears rain spirits.").pending
+        card = accept_vision(s, s.send("A shrine maiden hears rain spirits.")).pending
         assert card["kind"] == "series"
         view = s.send("What does the shrine look like?")
         assert "Answering your message failed: ConnectionResetError" in view.pending["failure"]
@@ -223,4 +223,4 @@ def test_a_bad_message_resumed_into_the_input_wait_is_a_card_and_redo_waits_agai
         assert "Reading your message failed: the message is empty" in view.pending["failure"]
         view = s.decide({"type": "redo"})
         assert view.pending["kind"] == "input" and not s.canon.list("series")
-        assert s.send("A shrine maiden hears rain spirits.").pending["kind"] == "series"
+        assert s.send("A shrine maiden hears rain spirits.").pending["kind"] == "vision"

@@ -616,6 +616,11 @@ def test_the_tts_role_voices_a_line(project):
         assert status.state == "done", status.error
         wav = (project.root / runner.result(job_id).files["take.wav"]).read_bytes()
         assert wav[:4] == b"RIFF" and len(wav) > 10_000
+        import soundfile as sf  # in the project's format already (48 kHz mono): the studio only measures it
+
+        info = sf.info(project.root / runner.result(job_id).files["take.wav"])
+        assert (info.samplerate, info.channels) == (48000, 1)
+        assert runner.result(job_id).data["audio"] == "take.wav"
         bad = runner.submit(speech_spec(SpeechRequest(text="Qapla'", language="tlh-klingon",
                                                       profile=VoiceProfile(engine="espeak", voice=""))))
         failed = runner.wait(bad, timeout=60)

@@ -23,7 +23,7 @@ from ui.cards import card_markdown
 from ui.session import DirectorSession
 
 TARGETS = Targets(characters=2, locations=1, props=0, episodes=1, scenes=1)
-WRITERS_ROOM = ("series", "character", "location", "outline", "beats", "scene")
+WRITERS_ROOM = ("vision", "series", "character", "location", "outline", "beats", "scene", "facts")
 
 
 class SlowPainter:

@@ -19,7 +19,7 @@ from agent.review import check_open_task, open_kinds
 from agent.schemas import PROPOSAL_MODELS
 from memory.errors import InputError
 from memory.project import create_project
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, accept_vision
 from ui.cards import card_markdown, editable
 from ui.session import DirectorSession
 
@@ -117,8 +117,8 @@ def test_the_registry_covers_every_schema_and_everything_the_card_can_open():
     assert set(open_kinds()) <= set(KINDS)
     # planners in the production order: writers' room, storyboard, voices, motion
     planners = [k for k, v in KINDS.items() if v.plan is not kinds.base.no_plan]
-    assert planners[:7] == ["series", "character", "location", "prop", "outline", "beats", "scene"]
-    assert planners[7:] == ["facts", "reference", "casting", "motion"]
+    assert planners[:8] == ["vision", "series", "character", "location", "prop", "outline", "beats", "scene"]
+    assert planners[8:] == ["facts", "reference", "casting", "motion", "cold_open"]
 
 
 @pytest.mark.parametrize("name", ["", "charakter", "Panel", "step", "input"])
@@ -204,7 +204,7 @@ def tagline():
 
 
 def test_a_new_kind_is_one_record_driven_through_propose_review_commit(tmp_path, tagline):
-    assert next(iter(KINDS)) == "tagline"
+    assert list(KINDS)[:2] == ["vision", "tagline"]   # the director's vision stays first
     llm = ScriptedChatModel({"TaglineProposal": [
         {"text": "Rain remembers"},                # breaks the kind's check: repaired once
         {"text": "Rain remembers."},
@@ -213,7 +213,7 @@ def test_a_new_kind_is_one_record_driven_through_propose_review_commit(tmp_path,
     s = DirectorSession(project, llm, targets=Targets(characters=1, locations=1, props=1, episodes=1, scenes=1))
     try:
         s.start()
-        view = s.send("A shrine maiden hears rain spirits.")
+        view = accept_vision(s, s.send("A shrine maiden hears rain spirits."))
         assert view.pending["kind"] == "tagline" and view.pending["data"] == {"text": "Rain remembers."}
         assert "Poster tagline: **Rain remembers.**" in card_markdown(view.pending)
         assert "Propose a short tagline" in llm.prompts_for("TaglineProposal")[0]

@@ -27,7 +27,8 @@ def test_append_writes_one_json_line_with_all_keys(tmp_path: Path) -> None:
     lines = (tmp_path / "ledger.jsonl").read_text().splitlines()
     assert len(lines) == 1
     assert json.loads(lines[0]) == entry
-    assert set(entry) == {"id", "time", "actor", "action", "record_id", "kind", "rev", "inputs_hash", "note"}
+    assert set(entry) == {"id", "time", "actor", "action", "record_id", "kind", "rev", "inputs_hash", "note",
+                          "branch"}
     assert entry["time"].endswith("+00:00")
     expected = hashlib.sha256(b'{"prompt":"brave","seed":7}').hexdigest()
     assert entry["inputs_hash"] == f"sha256:{expected}"

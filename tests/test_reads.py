@@ -13,7 +13,7 @@ import pytest
 
 from agent.context import Targets
 from memory.project import create_project
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, accept_vision
 from ui.session import DirectorSession
 
 
@@ -36,7 +36,7 @@ def test_reads_answer_within_a_second_while_the_llm_hangs(tmp_path):
     project = create_project(tmp_path, "Fox Rain")
     with DirectorSession(project, model, targets=Targets(characters=1, locations=1, props=0)) as s:
         s.start()
-        view = s.send("A shrine maiden hears rain spirits.")
+        view = accept_vision(s, s.send("A shrine maiden hears rain spirits."))
         assert view.pending["kind"] == "series"
         errors: list[BaseException] = []
 
@@ -62,7 +62,7 @@ def test_reads_answer_within_a_second_while_the_llm_hangs(tmp_path):
             during = s.view()
             assert not during.stalled            # busy, not broken: no "press Retry" while it thinks
             assert [r.id for r in s.records()["series"]] == ["series"]
-            assert {e["record_id"] for e in s.ledger.entries() if e["actor"] == "human"} == {"series", "style"}
+            assert {e["record_id"] for e in s.ledger.entries() if e["actor"] == "human"} == {"vision", "series", "style"}
         finally:
             model.release.set()
             worker.join(60)

@@ -17,7 +17,7 @@ from agent.llm import generate_structured
 from agent.schemas import SceneProposal, SeriesProposal, validate_proposal
 from memory.errors import InputError, LLMOutputError
 from memory.project import DEFAULT_TARGETS, create_project, open_project, update_project_settings
-from tests.fakes import BEATS, CHARACTERS, SERIES, ScriptedChatModel, scene
+from tests.fakes import BEATS, CHARACTERS, SERIES, ScriptedChatModel, accept_vision, scene
 from tools.backends.animatic import AnimaticPainter
 from ui.session import DirectorSession, open_session
 
@@ -319,7 +319,7 @@ def test_every_front_end_plans_with_the_projects_targets(tmp_path):
                                                          "episodes": 1, "scenes": 1})
     with open_session(open_project(project.root), ScriptedChatModel()) as s:
         view = s.start()
-        view = s.send("premise")
+        view = accept_vision(s, s.send("premise"))
         kinds = []
         while view.awaiting_decision and view.pending["kind"] in (
                 "series", "character", "location", "prop", "outline", "beats", "scene"):

@@ -140,3 +140,129 @@ def test_complete_after_a_crash_between_append_and_mark(tmp_path: Path, canon: C
     assert ledger.complete(canon, "p2") == 0
     assert canon.commit_of("p2").ledgered
     assert len([e for e in ledger.entries() if e["record_id"] == "character-ren"]) == 1
+
+
+# ----------------------------------------------------------------------------- derived values until canon changes
+
+
+def test_memo_is_kept_until_canon_changes_and_never_inside_a_transaction(tmp_path: Path, canon: Canon) -> None:
+    calls: list[int] = []
+
+    def count() -> int:
+        calls.append(1)
+        return len(canon.list("fact"))
+
+    assert canon.memo("n", count) == 0 and canon.memo("n", count) == 0 and len(calls) == 1
+    canon.create("fact", {"episode": 1, "subject": "x"}, actor="human", record_id="fact-ep1-x")
+    assert canon.memo("n", count) == 1 and len(calls) == 2
+    with pytest.raises(RuntimeError), canon._write():   # read inside a transaction that is rolled back: not kept
+        canon.create("fact", {"episode": 1, "subject": "y"}, actor="human", record_id="fact-ep1-y")
+        assert canon.change_mark() is None and canon.memo("n", count) == 2
+        raise RuntimeError("rolled back")
+    assert canon.memo("n", count) == 1
+    other = Canon(canon.db_path)                 # another process's write counts too
+    try:
+        other.create("fact", {"episode": 2, "subject": "z"}, actor="human", record_id="fact-ep2-z")
+    finally:
+        other.close()
+    assert canon.memo("n", count) == 2
+    mark = canon.change_mark()
+    canon.delete("fact-ep2-z", actor="human")
+    assert [(r.id, r.deleted) for r in canon.changes_since(mark)] == [("fact-ep2-z", True)]
+    assert canon.changes_since(0, limit=1) is None
+
+
+def test_all_facts_are_read_once_per_canon_change(canon: Canon) -> None:
+    from memory.continuity import all_facts, write_facts
+
+    write_facts(canon, {"episode": 1, "summary": "s", "facts": [{"subject": "Ren", "type": "dead"}]}, actor="human")
+    first = all_facts(canon)
+    assert [f.id for f in first] == ["fact-ep1-ren-dead"] and all_facts(canon) == first
+    first.clear()                                         # a caller's list is its own
+    assert len(all_facts(canon)) == 1
+    canon.delete("fact-ep1-ren-dead", actor="human")
+    assert all_facts(canon) == []
+
+
+@pytest.mark.parametrize("kind, data, rev, deleted, expected", [
+    ("scene", {"episode": 2, "number": 1}, 1, False, 2),
+    ("shot", {"scene_id": "scene-ep2-1"}, 1, False, 2),
+    ("motion", {"scene_id": "scene-ep2-1"}, 1, False, 2),
+    ("panel", {"kind": "panel", "subject": "scene-ep2-1-s1"}, 1, False, 2),
+    ("take", {"line_id": "scene-ep2-1-l3", "language": "en"}, 1, False, 2),
+    ("panel", {"kind": "reference", "subject": "character-ren"}, 1, False, None),   # every panel
+    ("take", {"line_id": "scene-ep9-1-l3"}, 1, False, None),                        # no such scene
+    ("scene", {"episode": 2, "number": 1}, 2, False, None),                         # an edit: may move it
+    ("shot", {"scene_id": "scene-ep2-1"}, 1, True, None),                           # a deletion
+    ("character", {"name": "Ren"}, 1, False, None),
+    ("fact", {"episode": 2, "subject": "Ren"}, 1, False, None),                     # facts reach later episodes
+    ("summary", {"episode": 2}, 1, False, None),
+    ("episode", {"number": 2, "started": True}, 1, False, None),
+])
+def test_the_episode_a_change_concerns(canon: Canon, kind: str, data: dict, rev: int, deleted: bool,
+                                       expected: int | None) -> None:
+    from agent.plan_memo import episode_of_change
+    from memory.canon import Record
+
+    canon.create("scene", {"episode": 2, "number": 1}, actor="human", record_id="scene-ep2-1")
+    canon.create("shot", {"scene_id": "scene-ep2-1"}, actor="human", record_id="scene-ep2-1-s1")
+    rec = Record(id="x", kind=kind, rev=rev, data=data, created_at="", actor="human", deleted=deleted)
+    assert episode_of_change(canon, rec) == expected
+
+
+def test_next_task_memo_never_hides_a_proposal(tmp_path: Path, canon: Canon) -> None:
+    """The planners that found nothing are skipped until a change concerns their episode; the
+    answer is always the one planning afresh gives."""
+    from agent.context import DirectorContext, Targets
+    from agent.kinds import next_task
+    from agent.plan_memo import _MEMOS, forget
+    from agent.voices import take_id
+    from memory.bible import Bible
+
+    ledger = Ledger(tmp_path / "ledger.jsonl")
+    ctx = DirectorContext(canon=canon, bible=Bible(tmp_path / "chroma"), ledger=ledger, llm=None,  # type: ignore[arg-type]
+                          targets=Targets(characters=0, locations=0, props=0, episodes=2, scenes=1),
+                          project_root=tmp_path)
+
+    def planned():
+        got = next_task(canon, ctx)
+        quiet = set(_MEMOS[canon].quiet) if canon in _MEMOS else set()
+        forget(canon)
+        assert next_task(canon, ctx) == got          # the same as planning afresh
+        forget(canon)
+        next_task(canon, ctx)                        # the memo as it was before the check
+        _MEMOS[canon].quiet = quiet
+        return got
+
+    for rid, kind, data in (("vision", "vision", {"themes": []}), ("series", "series", {"title": "t"}),
+                            ("outline", "outline", {"episodes": [{"number": 1}, {"number": 2}]}),
+                            ("episode-1", "episode", {"number": 1}), ("episode-2", "episode", {"number": 2}),
+                            ("beats-ep1", "beats", {"episode": 1, "beats": []})):
+        canon.upsert(kind, data, actor="human", record_id=rid)
+    assert planned() == {"kind": "scene", "target_id": None, "episode": 1, "number": 1}
+    canon.create("scene", {"episode": 1, "number": 1, "lines": [{"id": "scene-ep1-1-l1"}]}, actor="human",
+                 record_id="scene-ep1-1")
+    assert planned() == {"kind": "facts", "target_id": None, "episode": 1}
+    canon.upsert("summary", {"episode": 1}, actor="human", record_id="summary-ep1")
+    assert planned() is None
+    assert (1, "scene") in _MEMOS[canon].quiet
+    canon.create("take", {"line_id": "scene-ep1-1-l1"}, actor="human", record_id=take_id("scene-ep1-1-l1", "en"))
+    assert planned() is None                         # a new record of episode 1: episode 1 asked again
+    canon.upsert("episode", {"number": 2, "started": True}, actor="human", record_id="episode-2")
+    assert planned() == {"kind": "beats", "target_id": None, "episode": 2}
+    canon.upsert("beats", {"episode": 2, "beats": []}, actor="human", record_id="beats-ep2")
+    canon.create("scene", {"episode": 2, "number": 1}, actor="human", record_id="scene-ep2-1")
+    assert planned() is None                         # the last episode of the outline: no story so far
+    canon.delete("scene-ep1-1", actor="human")       # a deletion concerns any episode
+    assert planned() == {"kind": "scene", "target_id": None, "episode": 1, "number": 1}
+    ctx.bible.close()
+
+
+def test_ids_are_the_live_records_of_a_kind_without_their_data(canon: Canon) -> None:
+    for i in range(3):
+        canon.create("shot", {"scene_id": "scene-ep1-1", "index": i}, actor="human", record_id=f"s-{i}")
+    canon.delete("s-1", actor="human")
+    canon.create("panel", {"kind": "panel", "subject": "s-0"}, actor="human", record_id="panel-s-0")
+    assert canon.ids("shot") == [r.id for r in canon.list("shot")] == ["s-0", "s-2"]
+    with pytest.raises(InputError, match="'villain'"):
+        canon.ids("villain")

@@ -20,12 +20,12 @@ from memory.canon import Canon
 from memory.errors import InputError
 from memory.ledger import Ledger
 from memory.project import create_project
-from tests.fakes import BEATS, CHARACTERS, ScriptedChatModel
+from tests.fakes import BEATS, CHARACTERS, OUTLINE, ScriptedChatModel
 from tools.backends.animatic import AnimaticPainter
 from ui.session import DirectorSession
 
 TARGETS = Targets(characters=2, locations=1, props=0, episodes=3, scenes=1)
-WRITERS_ROOM = ("series", "character", "location", "prop", "outline", "beats", "scene")
+WRITERS_ROOM = ("vision", "series", "character", "location", "prop", "outline", "beats", "scene")
 CLIFF = BEATS["beats"][-1]["summary"]            # "Ren forgets Aiko."
 OFF_HOOK = {"episode": 2, "beats": [             # a hook that ignores the cliffhanger: repaired
     {"kind": "hook", "summary": "A storm rolls over the harbour."},
@@ -52,13 +52,15 @@ def episode_one(tmp_path: Path, model: ScriptedChatModel, **kw) -> DirectorSessi
     return s
 
 
-def accept_facts_with(s: DirectorSession, *extra: dict) -> dict:
-    """Start episode 2: the story so far of episode 1 comes first; accept it with `extra` facts."""
-    view = s.start_episode(2)
-    card = view.pending
+def accept_facts_with(s: DirectorSession, *extra: dict, start: int | None = 2) -> dict:
+    """Accept the story so far of episode 1 (on the card right after its scenes) with `extra`
+    facts, then start episode `start`."""
+    card = s.view().pending
     assert card["kind"] == "facts" and card["data"]["episode"] == 1, card
     data = {**card["data"], "facts": [*card["data"]["facts"], *extra]}
     s.decide({"type": "edit", "data": data, "proposal_id": card["proposal_id"]})
+    if start is not None:
+        s.start_episode(start)
     return data
 
 
@@ -68,31 +70,47 @@ RENS_DEATH = {"subject": "Ren", "type": "dead", "value": "swept away by the stor
 # ----------------------------------------------------------------------------- starting episodes
 
 
-def test_episode_one_alone_asks_for_nothing_more_and_starting_checks_the_outline(tmp_path):
+def test_the_story_so_far_follows_the_scenes_and_starting_checks_the_outline(tmp_path):
     with episode_one(tmp_path, ScriptedChatModel()) as s:
         view = s.view()
-        assert view.pending["kind"] == "input"            # no facts card before a later episode starts
+        assert view.pending["kind"] == "facts" and view.pending["data"]["episode"] == 1   # right after the scenes
         assert episodes.started_episodes(s.canon) == [1]
+        card = s.start_episode(2).pending                     # the story so far on the card stays, not twice
+        assert card["proposal_id"] == view.pending["proposal_id"]
+        assert [e["kind"] for e in s.ledger.entries() if e["action"] == "propose"].count("facts") == 1
         with pytest.raises(InputError, match="the outline has 5 episodes; pick 1 to 5"):
             s.start_episode(6)
         with pytest.raises(InputError, match="not an episode number"):
             episodes.check_episode(s.canon, 0)
         s.start_episode(3)
-        assert episodes.started_episodes(s.canon) == [1, 3]
+        assert episodes.started_episodes(s.canon) == [1, 2, 3]
         assert s.canon.get("episode-3").data["started"] is True
         started = [e for e in s.ledger.entries() if e["record_id"] == "episode-3" and e["action"] == "start"]
         assert len(started) == 1
         s.start_episode(3)                                    # again: nothing changes, nothing is logged
-        assert len([e for e in s.ledger.entries() if e["action"] == "start"]) == 1
+        assert len([e for e in s.ledger.entries() if e["action"] == "start"]) == 2   # episodes 2 and 3
         s.canon.upsert("beats", {**BEATS, "episode": 4}, actor="human", record_id="beats-ep4", note="imported")
-        assert episodes.started_episodes(s.canon) == [1, 3, 4]    # written already: started
+        assert episodes.started_episodes(s.canon) == [1, 2, 3, 4]    # written already: started
+
+
+def test_a_one_episode_outline_gets_no_story_so_far(tmp_path):
+    from agent.kinds import next_task
+
+    one = {"episodes": [OUTLINE["episodes"][0]]}
+    with episode_one(tmp_path, ScriptedChatModel({"OutlineProposal": [one]})) as s:
+        assert episodes.outline_count(s.canon) == 1
+        assert s.view().pending["kind"] == "input"
+        assert next_task(s.canon, s.context) is None
 
 
 def test_starting_in_the_chat_gives_the_story_so_far_then_the_beats(tmp_path):
     with episode_one(tmp_path, ScriptedChatModel({"BeatsProposal": [BEATS, ON_HOOK]})) as s:
+        card = s.view().pending
         view = s.send("let's start episode 2")
         assert view.pending["kind"] == "facts" and view.pending["data"]["episode"] == 1
-        assert any("Episode 2" in m["content"] and "is started" in m["content"] for m in view.messages)
+        assert view.pending["proposal_id"] == card["proposal_id"]      # the card on screen comes back as it was
+        assert any("Episode 2" in m["content"] and "is started" in m["content"]
+                   and "story so far of episode 1" in m["content"] for m in view.messages)
         view = s.decide({"type": "accept", "proposal_id": view.pending["proposal_id"]})
         assert view.pending["kind"] == "beats" and view.pending["data"]["episode"] == 2
         view = s.send("begin episode 9")
@@ -166,11 +184,11 @@ def test_the_fallback_beats_and_the_last_repair_name_the_cliffhanger(tmp_path):
 def test_facts_from_a_capable_model_or_junk_falls_back_to_the_offline_draft(tmp_path):
     good = {"summary": "Ren is swept away at the shrine.", "facts": [RENS_DEATH]}
     with episode_one(tmp_path, ScriptedChatModel({"FactsProposal": [good]})) as s:
-        card = s.start_episode(2).pending
+        card = s.view().pending
         assert card["data"]["summary"] == good["summary"]
         assert card["data"]["facts"][0]["subject"] == "Ren" and card["data"]["facts"][0]["type"] == "dead"
     with episode_one(tmp_path / "junk", ScriptedChatModel({"FactsProposal": ["{\"summary\": 3}"] * 6})) as s:
-        card = s.start_episode(2).pending
+        card = s.view().pending
         assert card["kind"] == "facts" and not card.get("failure")
         assert card["data"] == facts_kind.offline_draft(s.canon, 1)
         assert any("could not be used" in w for w in card["warnings"])
@@ -181,7 +199,9 @@ def test_facts_from_a_capable_model_or_junk_falls_back_to_the_offline_draft(tmp_
 
 
 def test_a_dead_characters_line_warns_naming_the_fact_and_accepting_it_is_logged(tmp_path):
-    model = ScriptedChatModel({"BeatsProposal": [BEATS, ON_HOOK]})
+    review = {"problems": [{"fact_id": "fact-ep1-ren-dead", "problem": "Ren greets Aiko after his death"},
+                           {"fact_id": "fact-ep7-nobody", "problem": "made up"}]}     # no such fact: dropped
+    model = ScriptedChatModel({"BeatsProposal": [BEATS, ON_HOOK], "ContinuityReview": [review]})
     with episode_one(tmp_path, model) as s:
         accept_facts_with(s, RENS_DEATH)
         view = s.decide({"type": "accept", "proposal_id": s.view().pending["proposal_id"]})   # beats ep 2
@@ -190,23 +210,37 @@ def test_a_dead_characters_line_warns_naming_the_fact_and_accepting_it_is_logged
         warned = [w for w in card["warnings"] if w.startswith("continuity: ")]
         assert any("Ren speaks" in w and "fact 'Ren is dead" in w and "from episode 1" in w
                    and "fact-ep1-ren-dead" in w for w in warned), card["warnings"]
+        by_model = [w for w in warned if w.startswith("continuity: model: ")]   # the capable model's own check
+        assert len(by_model) == 1 and "Ren greets Aiko after his death (fact 'Ren is dead" in by_model[0] \
+            and "from episode 1, scene 1 [fact-ep1-ren-dead]" in by_model[0]
         s.decide({"type": "accept", "proposal_id": card["proposal_id"]})
         logged = [e for e in s.ledger.entries() if e["action"] == "accept-warnings"]
         assert len(logged) == 1 and "Ren is dead" in logged[0]["note"] and logged[0]["kind"] == "scene"
+        assert "model: Ren greets Aiko" in logged[0]["note"]
 
 
-def test_undo_of_a_fact_reruns_the_checks_on_a_later_proposal(tmp_path):
+def test_undo_of_a_fact_reruns_the_checks_on_the_card_on_screen_and_back(tmp_path):
     model = ScriptedChatModel({"BeatsProposal": [BEATS, ON_HOOK]})
     with episode_one(tmp_path, model) as s:
         accept_facts_with(s, RENS_DEATH)
         view = s.decide({"type": "accept", "proposal_id": s.view().pending["proposal_id"]})
         assert view.pending["kind"] == "scene"
         assert any(w.startswith("continuity: ") for w in view.pending["warnings"])
+        card = view.pending
         s.undo("fact-ep1-ren-dead", 0)                      # the History tab's revert: the fact is gone
-        view = s.decide({"type": "redo", "proposal_id": view.pending["proposal_id"]})
-        assert view.pending["kind"] == "scene"
-        assert not [w for w in view.pending["warnings"] if w.startswith("continuity: ")]
-        pending = {"kind": "scene", "data": view.pending["data"], "warnings": ["continuity: stale"]}
+        view = s.view()                                     # the same card, checked again: no warning
+        assert view.pending["proposal_id"] == card["proposal_id"] and view.pending["data"] == card["data"]
+        assert not [w for w in view.pending["warnings"] if w.startswith("continuity: ")], view.pending["warnings"]
+        s.undo("fact-ep1-ren-dead", 1)                      # and back: the warning is back on the same card
+        view = s.view()
+        assert view.pending["proposal_id"] == card["proposal_id"]
+        assert [w for w in view.pending["warnings"] if "Ren is dead" in w] == \
+            [w for w in card["warnings"] if "Ren is dead" in w] != []
+        s.decide({"type": "accept", "proposal_id": card["proposal_id"]})
+        logged = [e for e in s.ledger.entries() if e["action"] == "accept-warnings"]
+        assert len(logged) == 1 and "Ren is dead" in logged[0]["note"]
+        pending = {"kind": "scene", "data": card["data"], "warnings": ["continuity: stale"]}
+        s.undo("fact-ep1-ren-dead", 0)
         assert facts_kind.refresh_warnings(s.canon, None, pending)["warnings"] == []
 
 
@@ -238,10 +272,11 @@ def test_a_look_variant_from_episode_two_changes_its_panels_and_only_they_go_sta
 
     model = ScriptedChatModel({"BeatsProposal": [BEATS, ON_HOOK]})
     with episode_one(tmp_path, model, painter=AnimaticPainter(), candidates=1) as s:
-        view = accept_while(s, WRITERS_ROOM + ("reference", "background", "shots", "panel"))
+        accept_facts_with(s, RENS_DEATH, start=None)
+        view = accept_while(s, ("reference", "background", "shots", "panel"))
         assert view.pending["kind"] == "input"
-        accept_facts_with(s, RENS_DEATH)
-        view = accept_while(s, WRITERS_ROOM + ("reference", "background", "shots", "panel"))
+        s.start_episode(2)
+        view = accept_while(s, WRITERS_ROOM + ("facts", "reference", "background", "shots", "panel"))
         assert view.pending["kind"] == "input"
         warned = {e["kind"] for e in s.ledger.entries() if e["action"] == "accept-warnings"}
         assert warned == {"scene", "shots", "panel"}      # Ren, dead since episode 1, speaks and is drawn
@@ -289,7 +324,7 @@ def test_an_old_panel_that_recorded_the_characters_revision_is_not_stale(tmp_pat
     from agent import storyboard
 
     with episode_one(tmp_path, ScriptedChatModel(), painter=AnimaticPainter(), candidates=1) as s:
-        accept_while(s, WRITERS_ROOM + ("reference", "background", "shots", "panel"))
+        accept_while(s, ("facts", "reference", "background", "shots", "panel"))
         panel = s.canon.get("panel-scene-ep1-1-s2")
         made = copy.deepcopy(panel.data["made_from"])
         for cid, entry in made["characters"].items():
@@ -319,13 +354,10 @@ def test_episode_two_waits_for_episode_one_but_can_be_picked_out_of_order(tmp_pa
     from agent.kinds import next_task
 
     with episode_one(tmp_path, ScriptedChatModel(), painter=AnimaticPainter(), candidates=1) as s:
-        assert s.view().pending["kind"] == "reference"          # episode 1's storyboard is next
-        episodes.start_episode(s.canon, s.ledger, 2)
+        assert s.view().pending["kind"] == "facts"              # episode 1's story so far, then its storyboard
         assert next_task(s.canon, s.context) == {"kind": "facts", "target_id": None, "episode": 1}
-        from memory.continuity import write_facts
-
-        write_facts(s.canon, facts_kind.offline_draft(s.canon, 1), actor="human")
-        view = accept_while(s, ("reference", "background"))
+        episodes.start_episode(s.canon, s.ledger, 2)
+        view = accept_while(s, ("facts", "reference", "background"))
         assert view.pending["kind"] == "shots" and view.pending["data"]["scene_id"] == "scene-ep1-1"
         assert next_task(s.canon, s.context)["scene_id"] == "scene-ep1-1"    # episode 1 first
         assert next_task(s.canon, s.context, episode=2) == {"kind": "beats", "target_id": None, "episode": 2}

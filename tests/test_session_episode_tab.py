@@ -7,12 +7,12 @@ import pytest
 
 from agent.context import Targets
 from memory.project import create_project
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, accept_vision
 from tools.backends.animatic import AnimaticPainter
 from ui.app import last_render, render_warnings
 from ui.session import DirectorSession
 
-WRITING = ("series", "character", "location", "prop", "outline", "beats", "scene", "shots",
+WRITING = ("series", "character", "location", "prop", "outline", "beats", "scene", "facts", "shots",
            "reference", "background", "panel")
 
 
@@ -22,7 +22,7 @@ def session(tmp_path):
     s = DirectorSession(project, ScriptedChatModel(), painter=AnimaticPainter(), candidates=1,
                         targets=Targets(characters=2, locations=1, props=0, episodes=1, scenes=1))
     s.start()
-    view = s.send("A shrine maiden hears rain spirits.")
+    view = accept_vision(s, s.send("A shrine maiden hears rain spirits."))
     while view.awaiting_decision and view.pending["kind"] in WRITING:
         view = s.decide({"type": "accept"})
     yield s

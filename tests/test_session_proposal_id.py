@@ -13,7 +13,7 @@ from PIL import Image
 from agent.context import Targets
 from memory.errors import InputError
 from memory.project import create_project
-from tests.fakes import CHARACTERS, ScriptedChatModel
+from tests.fakes import CHARACTERS, ScriptedChatModel, accept_vision
 from tools.backends.animatic import AnimaticPainter
 from ui.session import DirectorSession
 
@@ -31,7 +31,7 @@ def session(tmp_path):
     s = DirectorSession(create_project(tmp_path, "Fox Rain"), ScriptedChatModel(), targets=SMALL,
                         painter=AnimaticPainter(), candidates=2)
     s.start()
-    s.send("A shrine maiden hears rain spirits.")
+    accept_vision(s, s.send("A shrine maiden hears rain spirits."))
     yield s
     s.close()
 

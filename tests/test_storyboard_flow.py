@@ -12,7 +12,7 @@ from PIL import Image
 from agent.context import Targets
 from memory.errors import InputError
 from memory.project import create_project
-from tests.fakes import ScriptedChatModel
+from tests.fakes import ScriptedChatModel, accept_vision
 from tools.backends.animatic import AnimaticPainter
 from ui.session import DirectorSession
 
@@ -24,8 +24,8 @@ def session(tmp_path):
     project = create_project(tmp_path, "Fox Rain")
     s = DirectorSession(project, ScriptedChatModel(), targets=TARGETS, painter=AnimaticPainter(), candidates=2)
     s.start()
-    view = s.send("A shrine maiden hears rain spirits.")
-    while view.pending["kind"] in ("series", "character", "location", "outline", "beats", "scene"):
+    view = accept_vision(s, s.send("A shrine maiden hears rain spirits."))
+    while view.pending["kind"] in ("series", "character", "location", "outline", "beats", "scene", "facts"):
         view = s.decide({"type": "accept"})
     yield s
     s.close()

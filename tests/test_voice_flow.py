@@ -52,7 +52,7 @@ def test_casting_auditions_distinct_voices_and_accepts_them(session):
     ren = session.canon.get("voice-character-ren")
     from tools.backends.protocols import VoiceProfile
 
-    prof = lambda r: VoiceProfile(**{k: r.data[k] for k in ("engine", "voice", "rate", "pitch_semitones",  # noqa: E731
+    prof = lambda r: VoiceProfile(**{k: r.data[k] for k in ("engine", "voice", "rate", "pitch_semitones",
                                                             "energy", "noise", "instructions")})
     assert not profiles_too_close(prof(aiko), prof(ren))
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.kinds import lookup
+from agent.kinds.cards import esc
 from memory.errors import InputError, StoryreelError
 from ui.cards import (
     bible_markdown,
@@ -107,7 +108,6 @@ class Studio:
 
 def _model_badge(studio: Studio) -> str:
     from agent.brain import DEMO_NOTICE
-
     from agent.router import router_name
 
     text = f"**Model:** {studio.model.description} · **Router:** {router_name(studio.model)}"
@@ -135,6 +135,25 @@ def _strip_html(timeline: list[tuple[str, float, float]], canon: Any = None) -> 
     return f'<div class="timeline-strip" style="display:flex;gap:2px">{cells}</div><small>{end:.1f} s</small>'
 
 
+def _cold_open_thumbs(s: Any, pending: dict[str, Any]) -> str:
+    """A card's picks of panels (a cold open's: agent.kinds.recap) as thumbnails, with their times."""
+    from urllib.parse import quote
+
+    picks = (pending.get("data") or {}).get("picks")
+    cells = []
+    for k, pick in enumerate(picks if isinstance(picks, list) else [], 1):
+        if not isinstance(pick, dict) or not pick.get("panel"):
+            continue
+        try:
+            src = "/gradio_api/file=" + quote(str(s.image_path(str(pick.get("panel") or "")).resolve()))
+        except (StoryreelError, ValueError, OSError):
+            continue
+        label = f"{k} · {float(pick.get('in_s', 0)):.2f}–{float(pick.get('out_s', 0)):.2f} s"
+        cells.append(f'<figure style="display:inline-block;margin:4px"><img src="{src}" alt="{label}" '
+                     f'style="height:160px"><figcaption>{label}</figcaption></figure>')
+    return f'\n\n<div class="cold-open-picks">{"".join(cells)}</div>' if cells else ""
+
+
 def _player(path: Path) -> str:
     """A plain <audio> player for a project WAV (served from the studio's allowed paths)."""
     from urllib.parse import quote
@@ -144,12 +163,12 @@ def _player(path: Path) -> str:
             f'style="width:100%"></audio><br><a href="{src}" download>download WAV</a></div>')
 
 
-def last_render(root: Path, episode: int = 1, language: str = "en") -> list[Path]:
+def last_render(root: Path, episode: int = 1, language: str = "en", branch: str = "main") -> list[Path]:
     """The episode's last finished render on disk (so a restarted studio shows it): the MP4 first,
     then its captions, timeline and contact sheet; empty when it was never rendered."""
     from agent.cut import last_render as files_of_last_render
 
-    files = files_of_last_render(root, episode, language) or {}
+    files = files_of_last_render(root, episode, language, branch) or {}   # a branch's: renders/branches/
     return [files[k] for k in ("mp4", "srt", "vtt", "otio", "contact_sheet") if k in files]
 
 
@@ -313,13 +332,18 @@ def build_app(studio: Studio) -> Any:
                 board = gr.Gallery(label="Shots (click one to review or redraw it)", columns=8,
                                    height=420, allow_preview=False, object_fit="contain", elem_id="storyboard")
                 board_ids = gr.State([])
-                export = gr.Button("Export contact sheet (PNG + PDF)", elem_id="export-sheet")
+                board_jobs = gr.Markdown(elem_id="storyboard-jobs")   # each shot's panel job (issue 13)
+                with gr.Row():
+                    draft_all_btn = gr.Button("Draft all missing panels", elem_id="draft-all-panels")
+                    export = gr.Button("Export contact sheet (PNG + PDF)", elem_id="export-sheet")
                 sheet_files = gr.File(label="Contact sheet", file_count="multiple", elem_id="sheet-files")
             with gr.Tab("Episode", elem_id="episode-tab") as episode_tab:
                 with gr.Row():
                     ep_lang = gr.Dropdown(label="Language", choices=["en"], value="en", elem_id="ep-lang")
                     music = gr.File(label="Music bed (optional)", file_types=["audio"], elem_id="music")
-                render_btn = gr.Button("Render episode", variant="primary", elem_id="render")
+                with gr.Row():
+                    render_btn = gr.Button("Render episode", variant="primary", elem_id="render")
+                    cold_open_btn = gr.Button("Add 'previously on'", elem_id="add-cold-open")
                 render_progress = gr.HTML(elem_id="render-progress")
                 strip = gr.HTML(elem_id="timeline-strip")
                 player = gr.Video(label="Episode", elem_id="episode-player", height=480)
@@ -349,10 +373,27 @@ def build_app(studio: Studio) -> Any:
                 credits_md = gr.Markdown(elem_id="credits")
                 credits_files = gr.File(label="Report (HTML, PDF, JSON)", file_count="multiple",
                                         elem_id="credits-files")
+            with gr.Tab("Branches", elem_id="branches-tab") as branches_tab:   # what-ifs (ui/branches.py)
+                branch_status = gr.Markdown(elem_id="branch-status")
+                with gr.Row():
+                    branch_pick = gr.Dropdown(label="Branch", choices=[], elem_id="branch-pick")
+                    branch_against = gr.Dropdown(label="Compare with", choices=["main"], value="main",
+                                                 elem_id="branch-against")
+                    branch_subject = gr.Textbox(label="Record (name or id; empty: all it changed)",
+                                                elem_id="branch-subject")
+                    branch_episode = gr.Number(label="Episode (empty: all)", precision=0, value=None,
+                                               elem_id="branch-episode")
+                with gr.Row():
+                    branch_compare = gr.Button("Compare", elem_id="branch-compare")
+                    branch_switch = gr.Button("Work on this branch", elem_id="branch-switch")
+                    branch_adopt = gr.Button("Adopt into main", variant="primary", elem_id="branch-adopt")
+                    branch_discard = gr.Button("Discard", elem_id="branch-discard")
+                    branch_reopen = gr.Button("Reopen", elem_id="branch-reopen")
+                branch_diff = gr.HTML(elem_id="branch-diff")
         outputs = [header, badge, chat, card, candidates, bible, outline, board, board_ids, record_dd, ledger,
                    accept, edit, redo, reject, retry, skip, upload, status, project_dd, pick_radio, take_audio,
                    voices_md, takes_table, card_pid, motion_video, check_ticker, episode_dd, cancel_draft,
-                   draft_ticker]
+                   draft_ticker, board_jobs]
 
         def snapshot(message: str = "") -> dict[Any, Any]:
             s = studio.session
@@ -376,7 +417,7 @@ def build_app(studio: Studio) -> Any:
             drafting, drafting_now, job_failed = _drafting(pending)
             records = s.records()
             choices = [r.id for recs in records.values() for r in recs]
-            choices += [r.id for kind in ("outline", "beats", "scene", "shot", "panel") for r in s.canon.list(kind)]
+            choices += [rid for kind in ("outline", "beats", "scene", "shot", "panel") for rid in s.canon.ids(kind)]
             entries = s.ledger.tail(200)
             rows = [[e["time"][:19], e["actor"], e["action"], e.get("record_id") or "", e.get("rev") or "",
                      (e.get("note") or "")[:80]] for e in reversed(entries)]
@@ -387,10 +428,14 @@ def build_app(studio: Studio) -> Any:
             gallery = [(str(s.image_path(c["path"])), f"#{i + 1} · seed {c['seed']}") for i, c in enumerate(cands)]
             current = s.current_episode()
             shots, ids = [], []
+            job_rows = []
             for entry in s.storyboard(current):
                 for sh in entry["shots"]:
                     d = sh["shot"].data
                     caption = f"{sh['shot'].id} · {d.get('framing')} · {sh['status']}"
+                    if sh.get("job"):     # a panel job a batch (or its card) queued: queued, running, ready, failed
+                        caption += f" · job {sh['job']['words']}"
+                        job_rows.append(f"| {sh['shot'].id} | {d.get('framing')} | {esc(sh['job']['words']).replace('|', '/')} |")
                     if sh["image"] is not None:
                         shots.append((str(sh["image"]), caption))
                         ids.append(sh["shot"].id)
@@ -412,10 +457,13 @@ def build_app(studio: Studio) -> Any:
                 message = (message + "\n\n" if message else "") + "⚠ The last step stopped half-way. Press Retry."
             for notice in view.notices:   # e.g. resuming that step failed again: Retry, or Skip to leave it
                 message = (message + "\n\n" if message else "") + f"⚠ {notice}"
-            return {header: f"## Storyreel · {s.project.name}", badge: _model_badge(studio), chat: [{"role": m["role"], "content": m["content"]} for m in view.messages],
-                    card: card_markdown(view.pending),
+            on_branch = f" · branch {s.branch}" if s.branch != "main" else ""   # a what-if (Branches tab)
+            return {header: f"## Storyreel · {s.project.name}{on_branch}", badge: _model_badge(studio), chat: [{"role": m["role"], "content": m["content"]} for m in view.messages],
+                    card: card_markdown(view.pending) + _cold_open_thumbs(s, pending),
                     candidates: gr.update(visible=bool(gallery), value=gallery or None, selected_index=0 if gallery else None),
                     bible: bible_markdown(records), outline: outline_markdown(s.outline()), board: shots,
+                    board_jobs: ("| shot | framing | panel job |\n|---|---|---|\n" + "\n".join(job_rows)
+                                 if job_rows else ""),
                     board_ids: ids, record_dd: gr.update(choices=choices), ledger: rows,
                     accept: gr.update(interactive=deciding and bool(pending.get("data")) and not drafting),
                     edit: gr.update(interactive=deciding and editable(pending)),
@@ -608,6 +656,16 @@ def build_app(studio: Studio) -> Any:
 
         export.click(do_export, None, [sheet_files])
 
+        def draft_all_panels() -> dict[Any, Any]:
+            """Queue a panel job for every missing or stale shot of the picked episode (agent.tools.batch)."""
+            try:
+                s = need_session()
+                return snapshot(s.draft_all("panels", s.current_episode()))
+            except StoryreelError as exc:
+                return snapshot(f"✖ {exc}")
+
+        draft_all_btn.click(draft_all_panels, None, outputs)
+
         def start_render(language: str, music_file: Any) -> tuple[Any, ...]:
             try:
                 s = need_session()
@@ -627,6 +685,14 @@ def build_app(studio: Studio) -> Any:
 
         render_btn.click(start_render, [ep_lang, music], [render_progress, ticker])
 
+        def add_cold_open() -> dict[Any, Any]:
+            def propose() -> None:
+                s = need_session()
+                s.add_cold_open(s.current_episode())
+            return guarded(propose)()
+
+        cold_open_btn.click(add_cold_open, None, outputs)
+
         def episode_view(language: str | None) -> tuple[Any, ...]:
             """The Episode tab from disk and canon: timeline strip, languages, the last render."""
             s = studio.session
@@ -640,7 +706,7 @@ def build_app(studio: Studio) -> Any:
             except StoryreelError as exc:
                 strip_html = f"<small>Timeline: {str(exc).replace('<', '&lt;')}</small>"
             strip_html = f'<div class="episode-shown"><b>Episode {episode}</b></div>' + strip_html
-            files = last_render(s.project.root, episode, language or "en")
+            files = last_render(s.project.root, episode, language or "en", s.branch)
             return (strip_html, gr.update(choices=["en", *dub_languages(s.canon)]),
                     str(files[0]) if files else None, [str(p) for p in files] or None)
 
@@ -779,6 +845,56 @@ def build_app(studio: Studio) -> Any:
             series_view, None, [series_html, start_next])
         credits_tab.select(credits_view, [credits_scope], [credits_md, credits_files])
         credits_scope.input(credits_view, [credits_scope], [credits_md, credits_files])
+
+        def branches_view(message: str = "") -> tuple[Any, ...]:
+            """The Branches tab: where the studio works, the branches, and the pickers."""
+            from ui.branches import panel_status
+
+            s = studio.session
+            if s is None:
+                return "", gr.update(choices=[], value=None), gr.update(choices=["main"], value="main")
+            names = [row["name"] for row in s.context.branches.names()]
+            others = names[1:]
+            current = s.branch if s.branch != "main" else (others[-1] if others else None)
+            text = (f"{message}\n\n" if message else "") + panel_status(s)
+            return (text, gr.update(choices=names, value=current), gr.update(choices=names, value="main"))
+
+        def branch_compare_view(pick: str | None, against: str | None, subject: str | None,
+                                episode: float | None) -> str:
+            from ui.branches import panel_compare_html
+
+            s = studio.session
+            if s is None:
+                return ""
+            try:
+                return panel_compare_html(s, against or "main", pick or "", (subject or "").strip() or None,
+                                          int(episode) if episode else None)
+            except StoryreelError as exc:
+                return f"<p>✖ {_esc(exc)}</p>"
+
+        def branch_action(action: str) -> Any:
+            def act(pick: str | None) -> tuple[Any, ...]:
+                from ui.branches import panel_act
+
+                try:
+                    s = need_session()
+                    if action == "switch":
+                        s.switch_branch(pick or "main")
+                        said = f"✔ Working on {pick or 'main'}."
+                    else:
+                        said = "✔ " + panel_act(s, action, pick or "")
+                except StoryreelError as exc:
+                    said = f"✖ {exc}"
+                return branches_view(said)
+            return act
+
+        branch_outputs = [branch_status, branch_pick, branch_against]
+        branches_tab.select(branches_view, None, branch_outputs)
+        branch_compare.click(branch_compare_view, [branch_pick, branch_against, branch_subject, branch_episode],
+                             [branch_diff])
+        for button, action in ((branch_switch, "switch"), (branch_adopt, "adopt"), (branch_discard, "discard"),
+                               (branch_reopen, "reopen")):
+            button.click(branch_action(action), [branch_pick], branch_outputs).then(lambda: snapshot(), None, outputs)
         app.load(series_view, None, [series_html, start_next])
         app.load(lambda: snapshot(), None, outputs)
         app.load(episode_view, [ep_lang], [strip, ep_lang, player, downloads])

@@ -88,7 +88,7 @@ def _plain(value: Any) -> str:
 
 def bible_text(records: dict[str, list[Record]]) -> str:
     """The bible as plain text for a terminal: headings underlined, one field per line."""
-    titles = {"series": "Series", "style": "Style guide", "character": "Characters",
+    titles = {"vision": "Your vision", "series": "Series", "style": "Style guide", "character": "Characters",
               "location": "Locations", "prop": "Props"}
     out: list[str] = []
     for kind, recs in records.items():
@@ -107,7 +107,7 @@ def bible_text(records: dict[str, list[Record]]) -> str:
 
 
 def bible_markdown(records: dict[str, list[Record]]) -> str:
-    titles = {"series": "Series", "style": "Style guide", "character": "Characters",
+    titles = {"vision": "Your vision", "series": "Series", "style": "Style guide", "character": "Characters",
               "location": "Locations", "prop": "Props"}
     parts = []
     for kind, recs in records.items():

@@ -60,11 +60,18 @@ def _parser() -> argparse.ArgumentParser:
                            "accepted between them; each is rendered to renders/epNN/")
     make.add_argument("--episode", type=int, default=None,
                       help="continue an existing series (--project) with this episode only")
+    make.add_argument("--cold-open", action="store_true",
+                      help="open each episode from 2 on with a 3-6 s 'previously on' of accepted shots of the "
+                           "episode before (accepted automatically, logged 'auto')")
+    make.add_argument("--vision", type=Path, default=None, metavar="FILE",
+                      help="your vision of the series, the first card (TOML with premise, themes, emotional_core, "
+                           "tone_references, never; or Markdown/text with those headings); accepted as yours. "
+                           "Without it the premise is the vision, accepted as 'auto'")
     make.add_argument("--language", default="en", help="caption/voice language of the cut (default en)")
     make.add_argument("--music", type=Path, default=None, help="a music bed (any audio file); default none")
     make.add_argument("--jobs", choices=("inprocess", "ray"), default=None,
-                      help="where pictures are drawn as jobs: in this process (default, or project.toml "
-                           "[jobs] backend) or on a Ray cluster ([jobs] address, default \"auto\")")
+                      help="where pictures, takes and clips are made as jobs: in this process (default, or "
+                           "project.toml [jobs] backend) or on a Ray cluster ([jobs] address, default \"auto\")")
     _llm_args(make)
     _take_check_arg(make)
 
@@ -91,7 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("project", help="project name or folder")
     report.add_argument("--episode", type=int, default=None,
                         help="one episode (its own records plus the bible it uses); default: the whole series")
-    report.add_argument("--out", type=Path, default=None, help="folder for the files (default PROJECT/reports/)")
+    report.add_argument("--out", type=Path, default=None, help="folder for the files (default PROJECT/reports/, "
+                        "or PROJECT/reports/branches/NAME/ with --branch)")
+    report.add_argument("--branch", default=None, metavar="NAME",
+                        help="the report of a branch (its canon and decisions over main's); default: main")
     report.add_argument("--format", action="append", choices=("html", "pdf", "json"), default=None,
                         help="only this format (repeat for several; default all three)")
 
@@ -182,12 +192,13 @@ def cmd_make(settings: Settings, args: argparse.Namespace) -> int:
     if not args.auto_accept:
         raise InputError("make runs without you: pass --auto-accept (every acceptance is logged as actor "
                          "'auto'); to decide yourself, use `storyreel studio` or `storyreel chat`")
-    if args.premise is None and args.episode is None:
+    if args.premise is None and args.episode is None and getattr(args, "vision", None) is None:
         raise InputError("make needs the series premise: storyreel make \"PREMISE\" --project DIR --auto-accept "
-                         "(or --episode N to continue an existing series)")
+                         "(or --vision FILE naming it, or --episode N to continue an existing series)")
     return run_make(settings, args.premise, args.project, shots=args.shots, language=args.language,
                     music=args.music, jobs=getattr(args, "jobs", None) or "settings", episodes=args.episodes,
-                    episode=args.episode)
+                    episode=args.episode, cold_open=bool(getattr(args, "cold_open", False)),
+                    vision=getattr(args, "vision", None))
 
 
 def cmd_reindex(settings: Settings) -> int:
@@ -216,15 +227,26 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from memory.canon import Canon
     from memory.errors import InputError
     from memory.ledger import Ledger
-    from ui.report import FORMATS, write_report
+    from ui.report import FORMATS, reports_dir, write_report
 
     project = settings.open_project()
     if not project.canon_path.is_file():
         raise InputError(f"{project.root} has no canon yet (nothing was accepted); there is no authorship "
                          "to report")
-    with Canon(project.canon_path) as canon:
-        report = authorship_report(canon, Ledger(project.ledger_path), episode=args.episode)
-    written = write_report(report, project, args.out, tuple(args.format or FORMATS))
+    out = args.out
+    if args.branch and args.branch != "main":
+        from dataclasses import replace
+
+        from memory.branches import BranchCanon, check_branch_name
+
+        out = out or reports_dir(project) / "branches" / check_branch_name(args.branch)
+        with BranchCanon(project.canon_path, args.branch) as canon:
+            report = authorship_report(canon, Ledger(project.ledger_path), episode=args.episode)
+        report = replace(report, title=f"{report.title or project.name} (branch {args.branch})")
+    else:
+        with Canon(project.canon_path) as canon:
+            report = authorship_report(canon, Ledger(project.ledger_path), episode=args.episode)
+    written = write_report(report, project, out, tuple(args.format or FORMATS))
     total = report.overall
     print(f"Authorship of {report.title or project.name!r}"
           f"{f' episode {report.episode}' if report.episode else ''}: {total.total} items, "

@@ -49,8 +49,14 @@ class Table:
     row_model: type[BaseModel] = field(repr=False, default=BaseModel)
 
 
+#: Fields whose bare name does not say what to write (the director's vision, agent.kinds.vision).
+HINTS = {"emotional_core": "emotional core: what should the audience feel at the end of episode 1?",
+         "tone_references": "tone references (works, moods)",
+         "never": "never: what must not happen (\"no gore\", \"Aiko never lies\")"}
+
+
 def _label(name: str) -> str:
-    return name.replace("_", " ")
+    return HINTS.get(name, name.replace("_", " "))
 
 
 def _literal_values(ann: Any) -> tuple[str, ...] | None:

@@ -16,8 +16,11 @@ The targets (characters, locations, props, episodes, scenes, shots) are written 
 project.toml of a project `make` creates, so the studio and the chat plan the same series.
 
 `--episodes N` makes episodes 1…N in turn: each later one is started (agent.episodes) after the one
-before is cut, its first card the story so far (summary and continuity facts) of the one before,
-and each is rendered to renders/epNN/. `--episode N` continues an existing series with episode N.
+before is cut (whose story so far, its summary and continuity facts, was accepted right after its
+scenes), and each is rendered to renders/epNN/. `--episode N` continues an existing series with episode N.
+`--cold-open` opens each episode from 2 on with a "previously on" (agent.kinds.recap), accepted as `auto`.
+A new project's first card is the director's vision (agent.kinds.vision): `--vision FILE` (TOML,
+Markdown or text) is accepted as the director's (actor `human`), else the premise, as `auto`.
 """
 from __future__ import annotations
 
@@ -63,12 +66,18 @@ def open_or_create(path: Path, *, shots: int = 4, episodes: int = 1):
 
 def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shots: int = 4, language: str = "en",
              music: Path | None = None, out: TextIO = sys.stdout, model: ChatModel | None = None,
-             jobs: str | None = "settings", episodes: int = 1, episode: int | None = None) -> int:
+             jobs: str | None = "settings", episodes: int = 1, episode: int | None = None,
+             cold_open: bool = False, vision: Path | None = None) -> int:
     """Run the pipeline to finished episodes: 1…`episodes` (each started in turn, with the story so
     far of the one before accepted between them), or only `episode` of an existing series. Each
     episode is rendered to renders/epNN/. `model`: a ChatModel to use instead of the configured
     or embedded one (tests pass a scripted one); it is not closed here. `jobs`: the job runner that
-    draws the pictures ("settings": project.toml's [jobs]; "inprocess"; "ray", `--jobs ray`)."""
+    draws the pictures ("settings": project.toml's [jobs]; "inprocess"; "ray", `--jobs ray`).
+    `cold_open`: each episode from 2 on opens on a "previously on" of the one before (`--cold-open`),
+    proposed before its cut and accepted as `auto`; one that cannot be made is said and left out.
+    `vision`: the director's vision file (`--vision`, agent.kinds.vision.parse_vision_file), the
+    first card of a new project, accepted as theirs (actor `human`); without it the premise is the
+    vision, accepted as `auto`."""
     from agent.brain import close_chat_model, open_chat_model
     from ui.session import open_session
 
@@ -79,6 +88,12 @@ def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shot
     if episode is not None and episode < 1:
         raise InputError(f"--episode {episode}: use the episode number to make (2, 3, …)")
     wanted = [episode] if episode is not None else list(range(1, episodes + 1))
+    vision_data = None
+    if vision is not None:   # read it first: a bad file stops make before anything is made
+        from agent.kinds.vision import parse_vision_file
+
+        vision_data = parse_vision_file(vision, premise)
+        premise = premise or vision_data["premise"]
     if episode is not None and not (Path(project_dir).expanduser() / "project.toml").exists():
         raise InputError(f"--episode {episode} continues an existing series, but {project_dir} is not a Storyreel "
                          "project; make it first with `storyreel make \"PREMISE\" --project DIR --auto-accept`")
@@ -105,18 +120,35 @@ def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shot
             if not session.canon.list("series"):
                 if not premise:
                     raise InputError(f"{project.root} has no series yet: give the premise")
-                view = session.send(premise)
+                view = _vision_first(session, session.send(premise), vision_data, say)
             for number in wanted:
                 if number > 1 or len(wanted) > 1:
                     say(f"— Episode {number} —")
                 if number > 1:
                     view = session.start_episode(number)
                 view = decide_all(session, view, say)
+                if cold_open and number > 1:
+                    view = _add_cold_open(session, view, number, say)
                 _cut(session, project, number, language, music, say, out, t0)
     finally:
         if own_model:
             close_chat_model(model)
     return 0
+
+
+def _add_cold_open(session: DirectorSession, view: SessionView, episode: int,
+                   say: Callable[[str], None]) -> SessionView:
+    """Episode `episode`'s "previously on", accepted as `auto`; one that cannot be made is said."""
+    from agent.kinds.recap import cold_open_id
+
+    if session.canon.live(cold_open_id(episode)) is not None:   # [series] cold_open = true made it already
+        return view
+    try:
+        view = session.add_cold_open(episode)
+    except InputError as exc:
+        say(f"  ! no 'previously on' for episode {episode}: {exc}")
+        return view
+    return decide_all(session, view, say)
 
 
 def _cut(session: DirectorSession, project: Any, episode: int, language: str, music: Path | None,
@@ -147,6 +179,20 @@ def _cut(session: DirectorSession, project: Any, episode: int, language: str, mu
     say(f"  captions {result.srt.name}, {result.vtt.name}; timeline {result.otio.name}; "
         f"contact sheet {result.contact_sheet.name}; {result.duration_s:.1f} s long")
     say(f"  {autos} automatic decisions are in {project.ledger_path.name} with actor 'auto'")
+
+
+def _vision_first(session: DirectorSession, view: SessionView, vision: dict[str, Any] | None,
+                  say: Callable[[str], None]) -> SessionView:
+    """A new project's first card, the vision: the director's `--vision` file, theirs (actor
+    `human`); without one `decide_all` accepts the premise as the vision (actor `auto`)."""
+    pending = view.pending or {}
+    if vision is None or pending.get("kind") != "vision":
+        return view
+    view = session.decide({"type": "edit", "data": dict(vision), "actor": "human",
+                           "proposal_id": pending.get("proposal_id", "")})
+    say(f"[  0] vision      your --vision file: {len(vision['themes'])} themes, {len(vision['never'])} never-rules "
+        "(actor 'human')")
+    return view
 
 
 def decide_all(session: DirectorSession, view: SessionView, say: Callable[[str], None]) -> SessionView:

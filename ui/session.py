@@ -25,7 +25,7 @@ from memory.transcript import Transcript, transcript_path, trim_checkpoints
 
 THREAD_ID = "writers-room"
 CHAT_HISTORY = 400    # messages the chat shows (the transcript keeps all of them)
-BIBLE_KINDS = ("series", "style", "character", "location", "prop")
+BIBLE_KINDS = ("vision", "series", "style", "character", "location", "prop")   # the director's vision on top
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,9 @@ class DirectorSession:
                  job_runner: Any = None) -> None:
         """`job_runner` (a `tools.jobs.JobRunner` on this project with a "painter" role, or a function
         that builds one once the project's lock is held): reference sheets, backgrounds and panels
-        are drafted as its jobs, and the session closes it; None: they are painted inside the graph
-        step, as before (tests, `storyreel chat`)."""
+        are drafted as its jobs (and takes with a "tts" role, motion clips with an "i2v" role), and
+        the session closes it; None: they are made inside the graph step, as before (tests,
+        `storyreel chat`)."""
         self.project = project
         self.llm = llm
         self.actor = actor
@@ -93,7 +94,7 @@ class DirectorSession:
                                            llm=llm, targets=targets or Targets(), project_root=project.root,
                                            painter=painter, candidates=candidates, loras=dict(loras or {}),
                                            voices=voices, animator=animator, job_runner=job_runner)
-            if snap.values.get("messages") and self.transcript.count(thread_id=THREAD_ID) == 0:
+            if snap.values.get("messages") and self.transcript.count(thread_id=self.thread_id) == 0:
                 self._record_transcript(snap.values["messages"])   # a project from before the table
         except BaseException:
             for thing in reversed(opened):
@@ -116,6 +117,9 @@ class DirectorSession:
 
         self.jobs = RenderJobs()        # episode renders
         self.context.renderer = JobRenderer(self)   # "render episode 1" in the chat starts one of them
+        from ui.branches import SessionBranches
+
+        self.context.branches = SessionBranches(self, THREAD_ID)   # what-ifs: the branch tools, the panel
         # Pictures drafted as jobs (tools.jobs): the card shows them drafting, and a collector thread
         # resumes the graph (a `jobs_done` decision) when a drafting card's jobs are all done.
         self.job_runner = job_runner
@@ -143,12 +147,22 @@ class DirectorSession:
             self._running -= 1
             try:
                 self._record_transcript(self.graph.get_state(self.config).values.get("messages", []))
-                trim_checkpoints(self._saver, THREAD_ID)   # every step stores the state: keep the newest
-            except Exception:  # noqa: BLE001 - bookkeeping after a run never hides the run's own outcome
+                trim_checkpoints(self._saver, self.thread_id)   # every step stores the state: keep the newest
+            except Exception:
                 logging.getLogger(__name__).exception("recording the transcript failed")
 
     def _record_transcript(self, messages: list[dict[str, Any]]) -> None:
-        self.transcript.record([m for m in messages if m.get("id")], thread_id=THREAD_ID)
+        self.transcript.record([m for m in messages if m.get("id")], thread_id=self.thread_id)
+
+    @property
+    def thread_id(self) -> str:
+        """The checkpoint thread of the conversation: THREAD_ID on main, its own on a branch."""
+        return self.config["configurable"]["thread_id"]
+
+    @property
+    def branch(self) -> str:
+        """The line of canon the session works on: "main" or a branch (ui/branches.py)."""
+        return self.context.branches.current
 
     def start(self) -> SessionView:
         """Run to the first question (new project) or pick up where the last process stopped.
@@ -214,7 +228,16 @@ class DirectorSession:
         from langgraph.types import Command
 
         self._invoke(Command(resume=dict(decision)))
+        self.context.branches.apply_pending()   # a branch tool asked to move the conversation
         return self.view()
+
+    def switch_branch(self, name: str) -> SessionView:
+        """Move the conversation to branch `name` or back to "main" (the studio's picker)."""
+        with self._mutex:
+            self._require_waiting()
+            self.context.branches.switch(name)
+            self.context.branches.apply_pending()
+            return self.view()
 
     # ------------------------------------------------------------------ drafting cards (jobs)
 
@@ -273,7 +296,7 @@ class DirectorSession:
                 return
             try:
                 self.collect_drafts()
-            except Exception:  # noqa: BLE001 - the next event or refresh tries again; the card shows the jobs
+            except Exception:
                 logging.getLogger(__name__).exception("turning a drafting card into its candidates failed")
 
     def collect_drafts(self) -> bool:
@@ -461,26 +484,55 @@ class DirectorSession:
             task = next_task(self.canon, self.context, episode=episode - 1) if episode > 1 else None
             if task is None or task.get("kind") != "facts":
                 task = next_task(self.canon, self.context, episode=episode)
+            elif self._facts_on_card(int(task.get("episode") or 0)):
+                return self.view()   # the story so far before it is on the card already: it stays
             field = lookup(task["kind"]).opens if task is not None else None
             if task is None or not field:
                 return self.view()
             task = {**task, field: task.get(field) or episodes.episode_record_id(int(task.get("episode") or episode))}
             return self._resume({"type": "open", "task": task, "actor": self.actor})
 
+    def add_cold_open(self, episode: int) -> SessionView:
+        """Propose a "previously on" for `episode` (the Episode tab's button; "add a previously on
+        to episode 2" in the chat does the same through agent.tools.recap): 3–6 s of accepted shots
+        of the episode before, on the card now; the card that was on screen comes back after it.
+        InputError names an episode that cannot have one (episode 1, or one whose episode before
+        has no accepted shots yet, or too few seconds of them)."""
+        from agent.episodes import episode_record_id
+        from agent.kinds.recap import draft_cold_open
+
+        with self._mutex:
+            self._require_waiting()
+            draft_cold_open(self.canon, self.project, episode)   # InputError: why it cannot be made
+            task = {"kind": "cold_open", "target_id": None, "episode": episode,
+                    "subject": episode_record_id(episode)}
+            return self._resume({"type": "open", "task": task, "actor": self.actor})
+
+    def _facts_on_card(self, episode: int) -> bool:
+        """Whether the card on screen is the story so far of `episode`."""
+        pending = self.view().pending or {}
+        return pending.get("kind") == "facts" and (pending.get("data") or {}).get("episode") == episode
+
     # ------------------------------------------------------------------ reading
 
     def storyboard(self, episode: int | None = None) -> list[dict[str, Any]]:
         """Each scene's shots in order (of one ``episode``, or of all), with the accepted panel (if
-        any) and its status."""
+        any), its status, and the state of a panel job queued for it (``job``: {"state", "words",
+        "error"} — queued, running, ready for review, failed: reason — or None)."""
         from agent.storyboard import image_record_id, image_status, ordered_scenes, shots_of
+        from agent.tools.batch import item_jobs
 
         view = self.view()
         drafting = (view.pending or {}).get("data") or {}
         board = []
         scenes = ordered_scenes(self.canon) if episode is None else sorted(
             self.canon.children("scene", "episode", episode), key=lambda r: r.data.get("number", 0))
+        jobs_by_episode: dict[int, dict[str, Any]] = {}
         for scene in scenes:
             shots = []
+            ep = int(scene.data.get("episode") or 1)
+            if ep not in jobs_by_episode:
+                jobs_by_episode[ep] = item_jobs(self.context, "panels", ep) if self.job_runner is not None else {}
             for shot in shots_of(self.canon, scene.id):
                 try:
                     panel = self.canon.get(image_record_id("panel", shot.id))
@@ -498,9 +550,22 @@ class DirectorSession:
                         path = self.project.resolve(rel)
                     except PathOutsideProjectError as exc:  # shown, never drawn or served
                         status, reasons = "stale", [*reasons, str(exc)]
-                shots.append({"shot": shot, "panel": panel, "status": status, "reasons": reasons, "image": path})
+                shots.append({"shot": shot, "panel": panel, "status": status, "reasons": reasons, "image": path,
+                              "job": jobs_by_episode[ep].get(shot.id)})
             board.append({"scene": scene, "shots": shots})
         return board
+
+    def draft_all(self, what: str = "panels", episode: int | None = None) -> str:
+        """Queue a job for every missing or stale panel (or take) of `episode` (the storyboard's
+        "Draft all missing panels"; "draft all panels for episode 1" in the chat): their cards come
+        in order, opening at once when their jobs are done. Queuing again adds nothing. Returns what
+        was queued, in words; InputError without a job runner."""
+        from agent.tools import ToolContext
+        from agent.tools.batch import DraftAllArgs
+        from agent.tools.batch import draft_all as run
+
+        with self._mutex:
+            return run(ToolContext(ctx=self.context, state={}), DraftAllArgs(what=what, episode=episode)).say
 
     def export_contact_sheet(self, episode: int = 1) -> tuple[Path, Path]:
         """The episode's storyboard as a PNG and a PDF in renders/epNN/."""
@@ -608,7 +673,7 @@ class DirectorSession:
         """The chat as the director sees it: the last CHAT_HISTORY messages of the transcript, plus
         any of the state's tail a run in flight has not recorded yet."""
         recorded = [{"id": m["id"], "role": m["role"], "content": m["content"]}
-                    for m in self.transcript.tail(CHAT_HISTORY, thread_id=THREAD_ID)]
+                    for m in self.transcript.tail(CHAT_HISTORY, thread_id=self.thread_id)]
         ids = {m["id"] for m in recorded}
         return recorded + [dict(m) for m in tail if m.get("id") not in ids]
 
@@ -661,10 +726,18 @@ class DirectorSession:
 
     def credits(self, episode: int | None = None) -> Any:
         """The Credits tab (ui.credits.CreditsView) for ``episode`` or the whole series; writes the
-        report files into PROJECT/reports/."""
+        report files into PROJECT/reports/ (a branch's into PROJECT/reports/branches/NAME/)."""
         from ui.credits import credits_view
 
-        return credits_view(self.canon, self.ledger, self.project, episode=episode)
+        if self.branch == "main":
+            return credits_view(self.canon, self.ledger, self.project, episode=episode)
+        from dataclasses import replace
+
+        from ui.report import reports_dir, write_report
+
+        view = credits_view(self.canon, self.ledger, self.project, episode=episode, write_files=False)
+        out = reports_dir(self.project) / "branches" / self.branch
+        return replace(view, files=tuple(write_report(view.report, self.project, out).values()))
 
     def outline(self) -> dict[str, Any]:
         """The season outline, episode 1's beats and its scenes, for the outline panel."""
@@ -689,8 +762,28 @@ class DirectorSession:
 
         with self._mutex:
             done = undo_change(self.context, record_id, to_rev, actor=self.actor)
+            self._recheck_card(done.records)
             self._propose_redraws()
             return done.record
+
+    def _recheck_card(self, records: list[Record]) -> None:
+        """After a revert of a fact or a summary, the continuity warnings of the card on screen are
+        checked again against canon as it is now (as the chat's `undo` does): same card, new warnings."""
+        from langgraph.types import Command
+
+        from agent.kinds.facts import CHECKED_KINDS, refresh_warnings
+
+        if not any(r.kind in ("fact", "summary") for r in records):
+            return
+        snap = self.graph.get_state(self.config)
+        pending = snap.values.get("pending") or {}
+        if not snap.interrupts or "review" not in snap.next or pending.get("kind") not in CHECKED_KINDS:
+            return
+        refreshed = refresh_warnings(self.canon, self.context, pending)
+        if refreshed.get("warnings") == pending.get("warnings"):
+            return
+        self.graph.update_state(self.config, Command(goto="review", update={"pending": refreshed}), as_node="review")
+        self._invoke(None)
 
     def _propose_redraws(self) -> None:
         """After a revert, the agent puts the first picture it made stale (or removed) on the card
@@ -764,6 +857,7 @@ class DirectorSession:
             try:
                 self._conn.close()
                 self.transcript.close()
+                self.context.branches.close()   # a branch view; main's canon and bible follow
                 self.canon.close()
                 close = getattr(self.bible, "close", None)
                 if close:
@@ -843,20 +937,33 @@ def _open_bible(project: Project) -> Bible:
         return Bible(folder)
 
 
-def build_job_runner(project: Project, painter: Any, *, backend: str | None = None) -> Any:
+def build_job_runner(project: Project, painter: Any, *, backend: str | None = None, voices: Any = None,
+                     animator: Any = None) -> Any:
     """The job runner a project's [jobs] table names (`backend` overrides it: "inprocess" or "ray"),
     with the painter and voices roles. In-process with one GPU lane, the painter is the session's
     own instance (its pipeline loads once); Ray actors, or several lanes, each build their own from
-    [painter]."""
+    [painter]. In-process, takes are voiced by the session's `voices` (one synth cache) when given;
+    with an image-to-video `animator` ([motion] backend = "animatediff"), motion clips are jobs too."""
     from tools.jobs import Registry, jobs_settings, runner_from_settings
-    from tools.jobs.roles import painter_role, painter_role_for, tts_role
+    from tools.jobs.roles import (
+        i2v_role,
+        i2v_role_for,
+        painter_role,
+        painter_role_for,
+        tts_role,
+        tts_role_for,
+    )
 
     section = dict(project.settings.get("jobs") or {})
     settings = jobs_settings(section if backend is None else {**section, "backend": backend})
     shared = settings["backend"] == "inprocess" and settings["lanes"]["gpu"] == 1 and painter is not None
     paint = painter_role_for(painter) if shared else painter_role(project.settings.get("painter"))
     voice = dict(project.settings.get("voice", {}))
-    registry = Registry([paint, tts_role(voice.get("openai"))])
+    speak = (tts_role_for(voices) if voices is not None and settings["backend"] == "inprocess"
+             else tts_role(voice.get("openai")))
+    registry = Registry([paint, speak])
+    if animator is not None:
+        registry.register(i2v_role_for(animator) if shared else i2v_role(project.settings.get("motion")))
     return runner_from_settings(project, registry, backend=backend)
 
 
@@ -879,11 +986,13 @@ def open_session(project: Project, llm: ChatModel, *, targets: Targets | None = 
     if jobs not in (None, "settings", "inprocess", "ray"):
         raise InputError(f"jobs = {jobs!r}: use \"inprocess\" or \"ray\" (or the project's [jobs] table)")
     backend = None if jobs in (None, "settings") else jobs
-    runner = None if jobs is None else (lambda: build_job_runner(project, painter, backend=backend))
+    voices = VoiceBackends(voice.get("openai"), checker=take_checker(voice, take_check))
+    animator = animator_from_settings(project.settings.get("motion"))
+    runner = None if jobs is None else (lambda: build_job_runner(project, painter, backend=backend, voices=voices,
+                                                                 animator=animator))
     return DirectorSession(project, llm, targets=targets, actor=actor, painter=painter, job_runner=runner,
                            candidates=candidates, loras=dict(options.get("loras", {})),
-                           voices=VoiceBackends(voice.get("openai"), checker=take_checker(voice, take_check)),
-                           animator=animator_from_settings(project.settings.get("motion")))
+                           voices=voices, animator=animator)
 
 
 def take_checker(voice: dict[str, Any], take_check: bool | None = None) -> Any:

@@ -5,13 +5,16 @@ strings.
 
 One module per family declares its kinds as `Kind` records (`agent.kinds.base`):
 
+- `vision`: the director's vision (premise, themes, emotional core, tone, never-rules), the first
+  card of a new project, written by the director; checked against every later proposal
 - `story`: series (with its style guide), character, location, prop, outline, beats, scene
-- `facts`: an episode's "story so far" (summary and continuity facts), once a later one is started
+- `facts`: an episode's "story so far" (summary and continuity facts), once its scenes are accepted
 - `shots`: a scene's shot plan
 - `visual`: reference sheet, background, panel (painted candidates; pick or upload)
 - `audio`: casting, take (synthesised; adjust, accept, or upload a recording)
 - `translation`: a scene's lines in a dub language
 - `motion`: a scene's camera moves, grade and effects, with a preview clip
+- `recap`: an episode's "previously on" cold open, picked from the episode before's shots
 
 Adding a kind
 -------------
@@ -98,15 +101,27 @@ def next_task(canon: Canon, ctx: DirectorContext, *, episode: int | None = None)
     """The next proposal the agent makes unasked: per started episode, earliest first
     (agent.episodes), the first kind (in registration order) whose planner has one. Writers' room,
     story so far, storyboard, voices and motion of episode N, then episode N+1. `episode`: plan only
-    that one (the director started it, or picked it)."""
-    from agent.episodes import planning, started_episodes
+    that one (the director started it, or picked it).
 
+    A planner that found nothing for an episode is not asked again until canon changes in a way
+    that can concern that episode (agent.plan_memo), so a step costs the same in episode 30 as in
+    episode 1."""
+    from agent.episodes import planning, started_episodes
+    from agent.plan_memo import MEMOISED, memo_for
+
+    kinds = list(KINDS.values())
+    memo = memo_for(canon, ctx, {k.name: k.plan for k in kinds})
     for ep in [episode] if episode is not None else started_episodes(canon):
         with planning(ep):
-            for kind in list(KINDS.values()):
+            for kind in kinds:
+                keep = memo is not None and kind.name in MEMOISED
+                if keep and (ep, kind.name) in memo.quiet:   # type: ignore[union-attr]
+                    continue
                 task = kind.plan(canon, ctx)
                 if task is not None:
                     return task
+                if keep:
+                    memo.quiet.add((ep, kind.name))   # type: ignore[union-attr]
     return None
 
 
@@ -114,12 +129,13 @@ HOOKS = tuple(f.name for f in fields(Kind))
 
 
 def _builtins() -> None:
-    from agent.kinds import audio, facts, motion, shots, story, structure, translation, visual
+    from agent.kinds import audio, facts, motion, recap, shots, story, structure, translation, vision, visual
 
-    for module in (story, facts, shots, visual, audio, translation, motion, structure):
+    # vision first: a new project's first card is the director's vision, nothing is planned before it
+    for module in (vision, story, facts, shots, visual, audio, translation, motion, recap, structure):
         register(*module.KINDS)
-    for name in facts.CHECKED_KINDS:   # continuity warnings on scene, shot-plan and panel cards
-        KINDS[name] = facts.with_continuity(KINDS[name])   # in place: the planners keep their order
+    # the checks every card gets (agent.kinds.base.CardCheck) register themselves on import:
+    # continuity (facts) on scene, shot-plan and panel cards, drift from the vision (vision)
 
 
 _builtins()

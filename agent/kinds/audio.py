@@ -41,11 +41,17 @@ def _propose_casting(kind: Kind, state: DirectorState, ctx: DirectorContext, tas
 def _propose_take(kind: Kind, state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending
                   ) -> Command[Literal["review"]]:
     """A take of one line in the speaker's voice (for the task's language)."""
+    from tools.jobs import has_role
+
     summary = ""
+    as_job = has_role(ctx.job_runner, "tts")   # voiced by the job runner: the card is up at once, drafting
     try:
-        pending["data"] = voices.propose_take(ctx, task, proposal_id=pending["proposal_id"],
-                                              attempt=pending["attempt"], overrides=task.get("overrides"))
+        make = voices.submit_take if as_job else voices.propose_take
+        pending["data"] = make(ctx, task, proposal_id=pending["proposal_id"], attempt=pending["attempt"],
+                               overrides=task.get("overrides"))
         summary = f"{pending['data']['speaker']}: “{pending['data']['text'][:60]}” ({task.get('language')})"
+        if as_job:
+            summary += " — voicing as a job; the card shows its progress"
         if pending["data"]["engine"] == "espeak":
             hint = "espeak-ng is a robotic last-resort voice."
             if task.get("language") == "ja":
@@ -61,6 +67,9 @@ def _propose_take(kind: Kind, state: DirectorState, ctx: DirectorContext, task: 
 def _decide(kind: Kind, state: DirectorState, decision: dict[str, Any], pending: Pending) -> Command:
     """Edit = adjust and synthesise again; Accept needs a take; a take also takes an upload."""
     decided = decision["type"]
+    if decided == "jobs_done":
+        return _voiced(kind, state, decision, pending)
+    drafting = (pending.get("data") or {}).get("drafting")
     if decided == "edit":
         try:
             adjust = validate(kind, decision.get("data") or {})
@@ -74,9 +83,26 @@ def _decide(kind: Kind, state: DirectorState, decision: dict[str, Any], pending:
         if not kind.upload:
             return _card_error("Uploads replace images and takes; edit the fields of this proposal instead.")
         return _to_commit(pending, decision, "upload", upload=decision["path"])
+    if drafting:
+        return _card_error("The take is still being voiced: wait for it, Cancel, or upload a recording.")
     if not (pending.get("data") or {}).get("candidates"):
         return _card_error("There is no take to accept: press Redo, or upload a recording.")
     return _to_commit(pending, decision, "accept")
+
+
+def _voiced(kind: Kind, state: DirectorState, decision: dict[str, Any], pending: Pending) -> Command:
+    """The take's TTS job is done: the card turns into the take (same proposal); nothing is voiced here."""
+    from langgraph.runtime import get_runtime  # the review node's run context (a kind's review gets none)
+
+    data = dict(pending.get("data") or {})
+    try:
+        data = voices.take_from_results(get_runtime(DirectorContext).context, data, list(decision.get("results") or []))
+    except StoryreelError as exc:
+        return Command(goto="review", update={"pending": {**pending, "failure": str(exc)}})
+    text = (f"Proposal: {kind.title} — {data.get('speaker')}: “{str(data.get('text'))[:60]}” "
+            f"({data.get('language')}). Listen on the card.")
+    return Command(goto="review", update={"pending": {**pending, "data": data}, "review_error": None,
+                                          "messages": [{"role": "assistant", "content": text}]})
 
 
 def _casting_rejected(state: DirectorState, ctx: DirectorContext, pending: Pending, note: str, decided: str
@@ -116,6 +142,20 @@ def casting_card(d: dict[str, Any]) -> str:
 
 
 def take_card(d: dict[str, Any]) -> str:
+    drafting = d.get("drafting")
+    if drafting:    # voiced as a job: what, its progress, a failed job's reason
+        from agent.kinds.visual import drafting_line
+
+        head = (f"**{esc(d.get('speaker'))}** *({esc(d.get('emotion'))}, {esc(d.get('language'))})*: "
+                f"“{esc(d.get('text'))}”\n\n⏳ {esc(drafting_line(drafting))}")
+        jobs = [f"- {job.get('state', 'queued')}" + (f": {esc(job['error'])}" if job.get("error") else
+                                                     f" · {esc(job['message'])}" if job.get("message") else "")
+                for job in drafting.get("status") or []]
+        hint = ("The job failed: **Retry** runs it again; **Redo** or upload your own recording."
+                if drafting.get("failed") else "Cancelled: **Redo** voices it again, or **Skip this step**."
+                if drafting.get("cancelled") else
+                "The chat and the other tabs stay usable meanwhile; **Cancel** stops this job.")
+        return "\n\n".join(filter(None, [head, "\n".join(jobs), hint]))
     c = (d.get("candidates") or [{}])[0]
     parts = [(f"**{esc(d.get('speaker'))}** *({esc(d.get('emotion'))}, {esc(d.get('language'))})*: "
               f"“{esc(d.get('text'))}”\n\n{c.get('duration_s')} s · peak {c.get('peak_dbfs')} dBFS · "

@@ -113,6 +113,12 @@ def no_fallback(d: Draft) -> dict[str, Any]:
     raise KeyError(d.kind.name)
 
 
+def _vision(canon: Canon) -> dict[str, Any] | None:
+    """The director's accepted vision (agent.kinds.vision), stated in every later prompt."""
+    rec = canon.live("vision")
+    return dict(rec.data) if rec is not None else None
+
+
 def validate(kind: Kind, data: dict[str, Any]) -> dict[str, Any]:
     """`data` validated against the kind's schema (as is, for a kind without one)."""
     return kind.schema.model_validate(data).model_dump() if kind.schema is not None else dict(data)
@@ -149,7 +155,7 @@ def generate(kind: Kind, state: DirectorState, ctx: DirectorContext, task: Task,
         kind=kind.name, premise=d.premise, bible=texts, task=task, notes=notes,
         rejected=list(state.get("rejected") or []), current=current,
         existing_names=taken if current is None else [], episodes=ctx.targets.episodes,
-        instruction=kind.instruction)
+        instruction=kind.instruction, vision=_vision(canon) if kind.name != "vision" else None)
     check = (lambda p: kind.check(p.model_dump(), d)) if kind.check is not no_check else None
     known = kind.known(task)
 
@@ -281,6 +287,11 @@ def no_reject_hook(state: DirectorState, ctx: DirectorContext, pending: Pending,
     return {}
 
 
+def no_chat_hook(state: DirectorState, text: str) -> Command | None:
+    """A chat message on the card goes to the director's tools (agent.chat) as usual."""
+    return None
+
+
 # ----------------------------------------------------------------------------- commit and card
 
 
@@ -331,6 +342,8 @@ class Kind:
     summarise: Callable[[dict[str, Any]], str] | None = None          # one line; default: name/title
     review: Reviewer = decide_fields            # accept / edit / upload on the card
     on_reject: RejectHook = no_reject_hook      # reject / redo, beyond remembering the note
+    on_chat: Callable[[DirectorState, str], Command | None] = no_chat_hook   # a message on its card,
+                                                # before the tools (None: the tools answer it)
     commit: Committer = write_record            # canon records written on accept
     record_id: Callable[[dict[str, Any]], str | None] = no_record_id
     record_kind: str = ""                       # the canon kind written (default: name)
@@ -360,3 +373,64 @@ class Kind:
         if self.chat_notes is None:
             object.__setattr__(self, "chat_notes", self.family == "story" and self.edit == "fields"
                                and self.media == "fields")
+
+
+# ----------------------------------------------------------------------------- warnings on the card
+
+
+@dataclass(frozen=True)
+class CardCheck:
+    """A check whose findings every card it applies to shows as warnings, and whose acceptance
+    anyway the ledger logs (`accept-warnings`, naming them): continuity against earlier episodes
+    (agent.kinds.facts), drift from the director's vision (agent.kinds.vision). `agent.nodes` runs
+    every registered check after a kind's `propose` and logs them after its `review` accepts."""
+
+    name: str                                   # the Pending key of its findings; the ledger's `check`
+    prefix: str                                 # how its warnings start on the card ("continuity: ")
+    what: str                                   # one finding, for the ledger note ("continuity warning")
+    applies: Callable[[str], bool]              # the proposal kinds it checks
+    find: Callable[[Canon, DirectorContext | None, Pending], list[str]]   # StoryreelError: not checked
+
+
+CARD_CHECKS: dict[str, CardCheck] = {}
+
+
+def add_card_check(check: CardCheck) -> None:
+    """Register a card check (again under the same name replaces it)."""
+    CARD_CHECKS[check.name] = check
+
+
+def refresh_checks(canon: Canon, ctx: DirectorContext | None, pending: Pending, *, only: str | None = None,
+                   strict: bool = False) -> Pending:
+    """`pending` with the warnings of every check that applies found again against canon as it is
+    now (`only`: that check alone). A check that fails with StoryreelError leaves its findings as
+    they were, unless `strict`."""
+    kind = str(pending.get("kind") or "")
+    if not pending.get("data"):
+        return pending
+    out: dict[str, Any] = dict(pending)
+    for check in list(CARD_CHECKS.values()):
+        if (only is not None and check.name != only) or not check.applies(kind):
+            continue
+        try:
+            found = [str(w) for w in check.find(canon, ctx, out)]  # type: ignore[arg-type]
+        except StoryreelError:
+            if strict:
+                raise
+            continue
+        others = [w for w in out.get("warnings") or [] if not str(w).startswith(check.prefix)]
+        out.update({"warnings": [*others, *(check.prefix + w for w in found)], check.name: found})
+    return out  # type: ignore[return-value]
+
+
+def log_accepted_warnings(ledger: Any, kind: str, pending: Pending, decision: dict[str, Any]) -> None:
+    """One `accept-warnings` ledger line per check whose warnings the card had when accepted."""
+    for check in list(CARD_CHECKS.values()):
+        warned = [str(w) for w in pending.get(check.name) or []]  # type: ignore[attr-defined]
+        if not warned:
+            continue
+        ledger.append(actor=decision.get("actor", "human"), action="accept-warnings",
+                      record_id=pending.get("target_id"), kind=kind,
+                      inputs={"proposal_id": pending.get("proposal_id"), "warnings": warned, "check": check.name},
+                      note=f"accepted with {len(warned)} {check.what}{'s' if len(warned) != 1 else ''}: "
+                           + " | ".join(warned))

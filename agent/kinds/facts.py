@@ -1,27 +1,32 @@
 """The story so far, and continuity on the cards.
 
-`facts`: an episode's summary and its continuity facts (memory.continuity), proposed once all of
-the episode's scenes are accepted and a later episode is started (so a one-episode project is as
-before): the next episode's beats open on it, and every later proposal is checked against it.
+`facts`: an episode's summary and its continuity facts (memory.continuity), proposed as soon as all
+of the episode's scenes are accepted, before its storyboard, when an episode follows it in the
+outline (so a one-episode outline is as before): the next episode's beats open on it, and every
+later proposal is checked against it.
 Drafted offline by `continuity.draft_facts`, or by the model when a capable one is configured (its
 reply validated by `FactsProposal`; junk falls back to the offline draft). Accept, edit or reject
 it like any proposal; it commits through `continuity.write_facts` inside `Canon.commit_proposal`
 (one transaction: a summary record and one record per fact).
 
-Continuity on the cards (`continuity_checked`): every scene, shot-plan and panel proposal of
+Continuity on the cards (`CONTINUITY`, a `CardCheck`): every scene, shot-plan and panel proposal of
 episode 2 on carries the warnings of `continuity.check_proposal` / `check_panel`, each naming the
-fact and the episode it comes from; accepting anyway is logged in the ledger (`accept-warnings`,
+fact and the episode it comes from, and, with a capable model configured, the model's own check of
+scene and shot-plan cards (`model_warnings`: "model: …", kept only when it names a fact in force); accepting anyway is logged in the ledger (`accept-warnings`,
 the note lists them). An undo of a fact re-runs the checks on the card (agent.tools.actions).
 """
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any, Literal
 
 from langgraph.types import Command
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent.context import DirectorContext
-from agent.episodes import planning_episodes, started_episodes
-from agent.kinds.base import Kind, Proposer, Reviewer, names, propose_text
+from agent.episodes import outline_count, planning_episodes, started_episodes
+from agent.kinds.base import CardCheck, Kind, add_card_check, names, propose_text, refresh_checks
 from agent.kinds.cards import esc
 from agent.state import DirectorState, Pending, Task
 from memory import continuity
@@ -31,6 +36,10 @@ from memory.errors import StoryreelError
 #: The proposal kinds whose cards carry continuity warnings.
 CHECKED_KINDS = ("scene", "shots", "panel")
 CONTINUITY_PREFIX = "continuity: "
+#: How the model's own continuity warnings start (after CONTINUITY_PREFIX), apart from the checks'.
+MODEL_PREFIX = "model: "
+
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -41,12 +50,20 @@ def episode_scenes(canon: Canon, episode: int) -> list[Record]:
 
 
 def _plan(canon: Canon, ctx: DirectorContext) -> Task | None:
-    """Episode N's story so far once its scenes are accepted and a later episode is started."""
-    started = started_episodes(canon)
-    for ep in planning_episodes(canon):
-        if not any(later > ep for later in started) or canon.live(continuity.summary_record_id(ep)):
+    """Episode N's story so far as soon as its scenes are accepted (right after the scene planner,
+    before its storyboard), when an episode follows it: the outline has more episodes than N, or a
+    later one is started. A one-episode outline never gets one."""
+    focus = planning_episodes(canon)
+    count = outline_count(canon)
+    later: list[int] | None = None   # the started episodes, read only when the outline does not decide
+    for ep in focus:
+        if canon.live(continuity.summary_record_id(ep)) is not None:
             continue
-        if len(episode_scenes(canon, ep)) >= ctx.targets.scenes:
+        if ep >= count:
+            later = started_episodes(canon) if later is None else later
+            if not any(n > ep for n in later):
+                continue
+        if len(canon.children("scene", "episode", ep)) >= ctx.targets.scenes:
             return {"kind": "facts", "target_id": None, "episode": ep}
     return None
 
@@ -137,11 +154,92 @@ def _summary(data: dict[str, Any]) -> str:
 # ----------------------------------------------------------------------------- continuity on the cards
 
 
+class ContinuityProblem(BaseModel):
+    """One contradiction the model found: the fact (by its id) and what contradicts it."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    fact_id: str = Field(min_length=1, max_length=200)
+    problem: str = Field(min_length=1, max_length=300)
+
+
+class ContinuityReview(BaseModel):
+    """The model's continuity check of a scene or shot plan against the facts in force."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    problems: list[ContinuityProblem] = Field(default_factory=list, max_length=20)
+
+
+CONTINUITY_INSTRUCTION = (
+    "Check this {what} of episode {episode} against the continuity facts in force. List only real "
+    "contradictions (a dead or away character acting, a prop used where it is not, knowledge someone "
+    "does not have yet, an outfit or injury ignored, a broken promise), each with the id in brackets of "
+    "the fact it contradicts and one short sentence saying what contradicts it. A flashback or dream may "
+    "show the past. No contradiction: an empty list."
+)
+
+
+def _checked_scene(canon: Canon, kind: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The scene a scene or shot-plan card is about (its own data, or the plan's scene)."""
+    if kind == "scene":
+        return data
+    rec = canon.live(str(data.get("scene_id"))) if kind == "shots" and data.get("scene_id") else None
+    return rec.data if rec is not None else None
+
+
+def model_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, data: dict[str, Any]) -> list[str]:
+    """The configured model's continuity check of a scene or shot-plan card of episode 2 on: the
+    contradictions it names with the id of a fact in force, as "model: … (fact '…' from episode N)".
+    Only with a capable model (never the embedded demo one) and facts in force; a reply naming no
+    such fact is dropped, and any model error means no model warnings (logged), never a broken card."""
+    if ctx is None or not _capable(ctx.llm) or kind not in ("scene", "shots"):
+        return []
+    scene = _checked_scene(canon, kind, data)
+    episode = (scene or {}).get("episode")
+    if scene is None or isinstance(episode, bool) or not isinstance(episode, int) or episode < 2:
+        return []
+    number = scene.get("number") if isinstance(scene.get("number"), int) else None
+    facts = {f.id: f for f in continuity.in_force(continuity.all_facts(canon), episode, number) if f.id}
+    if not facts:
+        return []   # nothing to contradict: no model call
+    from agent.llm import generate_structured
+
+    shown = {k: scene.get(k) for k in ("number", "title", "location", "characters", "action", "lines")}
+    if kind == "shots":
+        shown["shots"] = [{k: s.get(k) for k in ("characters", "location", "lines")}
+                          for s in data.get("shots") or [] if isinstance(s, dict)]
+    listed = "\n".join(f"[{fid}] {f.statement()} (from {f.source()})" for fid, f in facts.items())
+    what = "scene" if kind == "scene" else "shot plan (with its scene)"
+    messages = [{"role": "system", "content": "You keep the continuity of a serialized anime mini drama. "
+                 "Answer with JSON only."},
+                {"role": "user", "content": CONTINUITY_INSTRUCTION.format(what=what, episode=episode)
+                 + "\n\nFacts in force:\n" + listed[:4000] + f"\n\nThe {what}:\n"
+                 + json.dumps(shown, ensure_ascii=False)[:6000]}]
+    try:
+        review = generate_structured(ctx.llm, messages, ContinuityReview, retries=min(1, ctx.repair_retries),
+                                     temperature=0.2, max_tokens=600)
+    except Exception as exc:  # noqa: BLE001 - the model's check is an extra: the card keeps the checks' warnings
+        log.warning("the model's continuity check of a %s card of episode %s failed (%s: %s); showing only "
+                    "the deterministic warnings", kind, episode, type(exc).__name__, str(exc)[:200])
+        return []
+    found: list[str] = []
+    for item in review.problems:
+        fact = facts.get(item.fact_id.strip().strip("[]"))
+        if fact is None:
+            continue   # junk: a fact that is not in force, or none at all
+        text = f"{MODEL_PREFIX}{item.problem.rstrip('.')} ({fact.cite()})"
+        if text not in found:
+            found.append(text)
+    return found
+
+
 def card_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, pending: Pending) -> list[str]:
-    """The continuity warnings of the card `pending` (scene, shot plan or panel of episode 2 on)."""
+    """The continuity warnings of the card `pending` (scene, shot plan or panel of episode 2 on):
+    the deterministic checks', then the configured model's (`model_warnings`)."""
     data = pending.get("data") or {}
     if kind in ("scene", "shots"):
-        return continuity.check_proposal(canon, kind, data)
+        return [*continuity.check_proposal(canon, kind, data), *model_warnings(canon, ctx, kind, data)]
     if kind != "panel" or ctx is None or not data.get("subject"):
         return []
     from agent import storyboard
@@ -165,61 +263,18 @@ def card_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, pending:
 
 def refresh_warnings(canon: Canon, ctx: DirectorContext | None, pending: Pending) -> Pending:
     """`pending` with its continuity warnings checked again against canon as it is now."""
-    kind = str(pending.get("kind") or "")
-    if kind not in CHECKED_KINDS or not pending.get("data"):
-        return pending
-    found = card_warnings(canon, ctx, kind, pending)
-    others = [w for w in pending.get("warnings") or [] if not str(w).startswith(CONTINUITY_PREFIX)]
-    return {**pending, "warnings": [*others, *(CONTINUITY_PREFIX + w for w in found)],  # type: ignore[typeddict-item]
-            "continuity": found}
+    return refresh_checks(canon, ctx, pending, only="continuity", strict=True)
 
 
-def continuity_checked(propose: Proposer) -> Proposer:
-    """A kind's `propose` hook whose card also carries the continuity warnings."""
-    def checked(kind: Kind, state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending
-                ) -> Command:
-        command = propose(kind, state, ctx, task, pending)
-        if pending.get("data") and not pending.get("failure"):
-            try:
-                pending.update(refresh_warnings(ctx.canon, ctx, pending))   # the Command holds this dict
-            except StoryreelError:
-                pass
-        return command
-    return checked
+def _find_continuity(canon: Canon, ctx: DirectorContext | None, pending: Pending) -> list[str]:
+    return card_warnings(canon, ctx, str(pending.get("kind") or ""), pending)
 
 
-def accept_logged(review: Reviewer) -> Reviewer:
-    """A kind's `review` hook that logs accepting a card with continuity warnings (which ones)."""
-    def logged(kind: Kind, state: DirectorState, decision: dict[str, Any], pending: Pending) -> Command:
-        command = review(kind, state, decision, pending)
-        warned = list(pending.get("continuity") or [])
-        if warned and getattr(command, "goto", None) == "commit":
-            ledger = _ledger_of(state, decision)
-            if ledger is not None:
-                ledger.append(actor=decision.get("actor", "human"), action="accept-warnings",
-                              record_id=pending.get("target_id"), kind=kind.name,
-                              inputs={"proposal_id": pending.get("proposal_id"), "warnings": warned},
-                              note=f"accepted with {len(warned)} continuity warning"
-                                   f"{'s' if len(warned) != 1 else ''}: " + " | ".join(warned))
-        return command
-    return logged
-
-
-def _ledger_of(state: DirectorState, decision: dict[str, Any]) -> Any:
-    """The run's ledger (review hooks get no context argument: read it from the running graph)."""
-    try:
-        from langgraph.runtime import get_runtime
-
-        return get_runtime().context.ledger
-    except Exception:  # noqa: BLE001 - outside a graph run (a unit test of the hook): nothing to log to
-        return None
-
-
-def with_continuity(kind: Kind) -> Kind:
-    """`kind` with continuity warnings on its cards and logged acceptance of them."""
-    from dataclasses import replace
-
-    return replace(kind, propose=continuity_checked(kind.propose), review=accept_logged(kind.review))
+#: Continuity warnings on scene, shot-plan and panel cards (agent.kinds.base.CardCheck: agent.nodes
+#: runs it after drafting and logs accepting anyway as `accept-warnings`).
+CONTINUITY = CardCheck(name="continuity", prefix=CONTINUITY_PREFIX, what="continuity warning",
+                       applies=lambda kind: kind in CHECKED_KINDS, find=_find_continuity)
+add_card_check(CONTINUITY)
 
 
 KINDS = (
@@ -229,5 +284,5 @@ KINDS = (
          failure_help="Press **Redo** to draft it again, or **Edit** to write the facts yourself."),
 )
 
-__all__: list[str] = ["CHECKED_KINDS", "KINDS", "card_warnings", "continuity_checked", "facts_card",
-                      "offline_draft", "refresh_warnings", "with_continuity"]
+__all__: list[str] = ["CHECKED_KINDS", "CONTINUITY", "KINDS", "ContinuityReview", "card_warnings", "facts_card",
+                      "model_warnings", "offline_draft", "refresh_warnings"]

@@ -33,25 +33,35 @@ def _subject_label(ctx: DirectorContext, kind: str, subject: str) -> tuple[str, 
     return name, name
 
 
+def candidate_specs(ctx: DirectorContext, kind: str, subject: str, *, attempt: int, notes: list[str]
+                    ) -> tuple[str, list[Any], list[int]]:
+    """(what the card says is drafting, one painter `JobSpec` per candidate, their seeds): what a
+    card of `attempt` submits, and what a batch ("draft all panels for episode 1") queues for the
+    first card, so that card finds its jobs done (same keys). Canon reads only."""
+    from tools.jobs.roles import painter_model, panel_spec
+
+    _, label = _subject_label(ctx, kind, subject)
+    what = f"{DRAFTING.get(kind, kind + ' candidates')} for {label}"
+    model = painter_model(ctx.painter) if ctx.painter is not None else "painter"
+    specs, seeds = [], []
+    for i in range(max(1, ctx.candidates)):
+        seed = storyboard._seed(subject, attempt, i)     # the seeds painting in the step would use
+        request = storyboard.panel_request(ctx, kind, subject, notes=notes, seed=seed)
+        specs.append(panel_spec(request, ctx.project, model=model, label=f"{what} · #{i + 1}"))
+        seeds.append(seed)
+    return what, specs, seeds
+
+
 def submit_candidates(ctx: DirectorContext, task: Task, *, proposal_id: str, attempt: int,
                       notes: list[str]) -> dict[str, Any]:
     """Submit one painter job per candidate to `ctx.job_runner` and return the card's data at once:
     no candidates yet, and a "drafting" entry naming the jobs (the session resumes the graph with a
     ``jobs_done`` decision when they are all done). Cheap: canon reads and one row per job."""
-    from tools.jobs.roles import painter_model, panel_spec
-
     assert ctx.job_runner is not None and ctx.project is not None
     kind, subject = task["kind"], task["subject"]
-    name, label = _subject_label(ctx, kind, subject)
-    what = f"{DRAFTING.get(kind, kind + ' candidates')} for {label}"
-    model = painter_model(ctx.painter) if ctx.painter is not None else "painter"
-    jobs, seeds = [], []
-    for i in range(max(1, ctx.candidates)):
-        seed = storyboard._seed(subject, attempt, i)     # the seeds painting in the step would use
-        request = storyboard.panel_request(ctx, kind, subject, notes=notes, seed=seed)
-        spec = panel_spec(request, ctx.project, model=model, label=f"{what} · #{i + 1}")
-        jobs.append(ctx.job_runner.submit(spec))
-        seeds.append(seed)
+    name, _ = _subject_label(ctx, kind, subject)
+    what, specs, seeds = candidate_specs(ctx, kind, subject, attempt=attempt, notes=notes)
+    jobs = [ctx.job_runner.submit(spec) for spec in specs]
     painter = getattr(ctx.painter, "name", "painter")
     return {"kind": kind, "subject": subject, "subject_name": name, "candidates": [], "painter": painter,
             "animatic": painter == "animatic", "made_from": storyboard.made_from(ctx.canon, kind, subject),
@@ -200,8 +210,9 @@ def _write(kind: Kind, ctx: DirectorContext, pending: Pending, actor: str, note:
 
 def drafting_line(drafting: dict[str, Any]) -> str:
     """"drafting panel candidates for shot 4 · 1/2 · 12 s" from a drafting entry the session filled
-    with its jobs' live status (`done`, `total`, `elapsed_s`); the stored entry says only what."""
-    line = f"drafting {drafting.get('label', 'candidates')}"
+    with its jobs' live status (`done`, `total`, `elapsed_s`); the stored entry says only what (and
+    its `verb`: "voicing line 3 of scene 1 · 0/1 · 4 s" for a take, "animating …" for clips)."""
+    line = f"{drafting.get('verb', 'drafting')} {drafting.get('label', 'candidates')}"
     if "total" in drafting:
         line += f" · {drafting.get('done', 0)}/{drafting['total']} · {drafting.get('elapsed_s', 0):.0f} s"
     return line

@@ -9,7 +9,9 @@ ready proposal) for the one review gate, and nothing reaches canon until the dir
 
 Families: `ask` (ask_bible, status, show), `revise` (revise, add, remove, reorder, split_scene,
 merge_scenes, rewrite_lines), `production` (reframe_shot, redo_panel, recast, redo_take,
-change_motion, dub, pronounce), `actions` (review, render, undo), `episodes` (start_episode).
+change_motion, dub, pronounce; `batch`: draft_all, an episode's panels or takes queued as jobs), `actions` (review, render, undo), `episodes` (start_episode),
+`recap` (cold_open: an episode's "previously on"), `branches` (open_branch, switch_branch,
+compare_branches, adopt_branch, discard_branch, reopen_branch: what-ifs on a branch of canon).
 """
 from __future__ import annotations
 
@@ -116,10 +118,10 @@ class ToolCall:
 
 
 def _registry() -> dict[str, Tool]:
-    from agent.tools import actions, ask, episodes, production, revise
+    from agent.tools import actions, ask, batch, branches, episodes, production, recap, revise
 
     table: dict[str, Tool] = {}
-    for module in (ask, revise, production, actions, episodes):
+    for module in (ask, revise, production, actions, episodes, recap, branches, batch):
         for tool in module.TOOLS:
             table[tool.name] = tool
     return table

@@ -108,7 +108,7 @@ def render_now(ctx: DirectorContext, episode: int, *, preview: bool,
     spec = cut.episode_spec(ctx.canon, ctx.project_root, episode=episode, width=PREVIEW_SIZE[0],
                             height=PREVIEW_SIZE[1], require_motion=False, preset="ultrafast", guides=True,
                             captions=cut.render_options(ctx.project_root).captions)
-    out = cut.render_dir(ctx.project_root, episode) / "preview"
+    out = cut.render_dir(ctx.project_root, episode, branch=getattr(ctx.canon, "branch", "main")) / "preview"
     return render_episode(spec, out, ctx.path(Path("state", "render-cache")), progress=progress)
 
 
@@ -162,7 +162,7 @@ def undo_change(ctx: DirectorContext, record_id: str | None = None, revision: in
 
     Without a record: the last accepted change. When that change, or the record's current
     revision (going back one), came from a structural edit (reorder, split, merge, removal), all of
-    that edit is undone (`agent.structure.undo`), else the record alone goes back to `revision`
+    that edit is undone (`agent.structure_commit.undo`), else the record alone goes back to `revision`
     (default: the one before; 0 deletes it). InputError names a bad revision or a refused undo."""
     from agent import structure
 
@@ -176,8 +176,8 @@ def undo_change(ctx: DirectorContext, record_id: str | None = None, revision: in
             return _undo_structure(ctx, last.proposal_id, record_id, actor)
     current = ctx.canon.get(record_id)
     if revision is None or revision == current.rev - 1:
-        made_by = next((c for c in reversed(ctx.canon.commits()) if c.kind == structure.KIND
-                        and (record_id, current.rev) in c.records), None)
+        made_by = next((c for c in reversed(ctx.canon.commits(kind=structure.KIND))
+                        if (record_id, current.rev) in c.records), None)
         if made_by is not None:   # its last change was a reorder, split, merge or removal: undo all of it
             return _undo_structure(ctx, made_by.proposal_id, record_id, actor)
     target = current.rev - 1 if revision is None else revision
@@ -207,9 +207,9 @@ def undo_change(ctx: DirectorContext, record_id: str | None = None, revision: in
 def _undo_structure(ctx: DirectorContext, proposal_id: str, record_id: str | None, actor: str) -> Undone:
     """A structural edit undone as a whole (every record it moved, created or removed, and what was
     made since for a record it removes), one transaction."""
-    from agent import structure
+    from agent import structure_commit
 
-    records = structure.undo(ctx.canon, proposal_id, actor=actor)   # StructureError names what blocks it
+    records = structure_commit.undo(ctx.canon, proposal_id, actor=actor)   # StructureError names what blocks it
     ctx.ledger.complete(ctx.canon, f"undo-{proposal_id}")
     for rec in records:
         ctx.bible.index(rec)

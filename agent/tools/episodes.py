@@ -31,15 +31,20 @@ def start_episode(tc: ToolContext, args: StartEpisodeArgs) -> Outcome:
         raise ToolError(str(exc)) from exc
     tasks: list[Task] = []
     before = next_task(ctx.canon, ctx, episode=episode - 1) if episode > 1 else None
-    if before is not None and before.get("kind") == "facts":   # the story so far comes first
+    pending = tc.pending or {}
+    on_card = (before is not None and before.get("kind") == "facts" and pending.get("kind") == "facts"
+               and (pending.get("data") or {}).get("episode") == before.get("episode"))
+    if before is not None and before.get("kind") == "facts" and not on_card:   # the story so far comes first
         tasks.append(before)
-    first = next_task(ctx.canon, ctx, episode=episode)
+    first = next_task(ctx.canon, ctx, episode=episode) if not on_card else None
     if first is not None:
         tasks.append(first)
     title = (ctx.canon.live(episodes.episode_record_id(episode)) or None)
     name = f" “{title.data.get('title')}”" if title is not None and title.data.get("title") else ""
     said = (f"Episode {episode}{name} was started already." if already else f"Episode {episode}{name} is started.")
-    if not tasks:
+    if on_card:   # it stays on the card; the planner comes to the episode once it is decided
+        said += f" First the story so far of episode {episode - 1} on the card, then episode {episode}."
+    elif not tasks:
         said += f" Nothing of episode {episode} is waiting for review now."
     elif tasks[0].get("kind") == "facts":
         said += f" First the story so far of episode {episode - 1}, then episode {episode}'s beats."

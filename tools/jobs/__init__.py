@@ -334,6 +334,19 @@ class JobRunner(Protocol):
     def close(self) -> None: ...
 
 
+def has_role(runner: Any, role: str) -> bool:
+    """Whether `runner` (None, or a runner with a `registry`) has work registered for `role`:
+    a kind drafts as jobs only what its runner can run, and makes the rest in the step."""
+    registry = getattr(runner, "registry", None)
+    return runner is not None and registry is not None and role in registry.names()
+
+
+def find_job(runner: Any, key: str) -> JobStatus | None:
+    """The runner's newest job with content key `key`, or None (also for a runner without `find`)."""
+    finder = getattr(runner, "find", None)
+    return finder(key) if callable(finder) else None
+
+
 def jobs_settings(section: Mapping[str, Any] | None) -> dict[str, Any]:
     """Validate a project's [jobs] table: backend, address, lanes, actors (see the module docstring)."""
     section = dict(section or {})

@@ -331,6 +331,13 @@ class RunnerCore:
                 self._done_cond.wait(left if left is not None else 1.0)
         return job.status()
 
+    def find(self, key: str) -> JobStatus | None:
+        """The newest job with content key `key` (a spec's `key`), or None: what the storyboard shows
+        for an item a batch queued, without submitting anything."""
+        with self._lock:
+            job = self._jobs.get(self._by_key.get(key, ""))
+            return None if job is None else job.status()
+
     def jobs(self, states: tuple[str, ...] = JOB_STATES) -> list[JobStatus]:
         with self._lock:
             return [job.status() for job in self._jobs.values() if job.state in states]

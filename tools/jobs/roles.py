@@ -3,7 +3,9 @@
 `painter_role(section)` builds the painter the project's [painter] table names (animatic, diffusers,
 openai) once per worker (`painter_role_for(painter)` wraps one the process already has: the session's
 in-process runner, a test's fake); `panel_spec` turns a `PanelRequest` into a JSON `JobSpec` whose reference
-sheet and background travel as inputs. `tts_role` does the same for takes (`speech_spec`). The
+sheet and background travel as inputs. `tts_role` (`tts_role_for` around the session's voices) does
+the same for takes (`speech_spec`: the take comes back as a 48 kHz project WAV with its mouth track),
+and `i2v_role` for image-to-video clips (`clip_spec`). The
 factories are module-level `functools.partial`s, so Ray can ship them to its actors.
 """
 from __future__ import annotations
@@ -120,29 +122,55 @@ def speech_spec(request: SpeechRequest, *, label: str = "") -> JobSpec:
     return JobSpec("tts", payload, model=model, label=label or f"take: {request.text[:40]}")
 
 
-def _tts_work(openai_settings: dict[str, Any] | None) -> WorkFn:
-    from tools.casting import voice_synth_for
-
-    cache: dict = {}                                  # one synth per engine per worker
+def _speak_with(synth_for: Any) -> WorkFn:
+    """The TTS work function: `synth_for(profile)` gives the synth; the take comes back in the
+    project's format (48 kHz mono WAV, measured) with its mouth track when the synth wrote one."""
 
     def speak(payload: dict[str, Any], ctx: WorkContext) -> WorkOutput:
+        from tools.audio import to_project_wav
+        from tools.lipsync import track_path
+
         data = dict(payload)
         profile = VoiceProfile(**data.pop("profile", {}))
         request = SpeechRequest(**data, profile=profile)
         ctx.progress(0.0, f"voicing with {profile.engine}")
-        synth = voice_synth_for(profile, openai_settings=openai_settings, cache=cache)
+        synth = synth_for(profile)
         out = ctx.scratch / "out"
         out.mkdir()
-        wav = synth.synthesize(request, out / "take.wav")
+        raw = ctx.scratch / "take.raw.wav"
+        synth.synthesize(request, raw)
+        ctx.progress(0.8, "converting")
+        to_project_wav(raw, out / "take.wav")
+        if track_path(raw).is_file():        # the synth's mouth track (resampling keeps its timing)
+            track_path(raw).replace(track_path(out / "take.wav"))
         output = WorkOutput.from_folder(out)
-        output.data = {"audio": Path(wav).name, "engine": profile.engine}
+        output.data = {"audio": "take.wav", "engine": profile.engine,
+                       **({"visemes": track_path(out / "take.wav").name}
+                          if track_path(out / "take.wav").is_file() else {})}
         return output
     return speak
+
+
+def _tts_work(openai_settings: dict[str, Any] | None) -> WorkFn:
+    from tools.casting import voice_synth_for
+
+    cache: dict = {}                                  # one synth per engine per worker
+    return _speak_with(functools.partial(voice_synth_for, openai_settings=openai_settings, cache=cache))
+
+
+def _given_voices(voices: Any) -> WorkFn:
+    return _speak_with(voices.synth_for)
 
 
 def tts_role(openai_settings: dict[str, Any] | None = None) -> Role:
     """The voices role: CPU actors (Piper, Kokoro, espeak load once per worker)."""
     return Role("tts", functools.partial(_tts_work, dict(openai_settings or {})), lane="tts")
+
+
+def tts_role_for(voices: Any) -> Role:
+    """The voices role around the session's own `VoiceBackends` (anything with
+    ``synth_for(profile)``: a test's fake): every in-process worker shares its synth cache."""
+    return Role("tts", functools.partial(_given_voices, voices), lane="tts")
 
 
 # --------------------------------------------------------------------------- image-to-video
@@ -163,6 +191,12 @@ def _i2v_work(section: dict[str, Any] | None) -> WorkFn:
     if animator is None:
         raise InputError("image-to-video jobs need [motion] backend = \"animatediff\" with a model; "
                          "the default \"camera\" moves need no job")
+    return _animate_with(animator)
+
+
+def _animate_with(animator: Any) -> WorkFn:
+    """The image-to-video work function around one animator (`animate(panel, prompt, frames, fps,
+    seed, out_dir) -> frames`)."""
 
     def animate(payload: dict[str, Any], ctx: WorkContext) -> WorkOutput:
         ctx.progress(0.0, f"animating {Path(payload['panel']).name}")
@@ -174,6 +208,12 @@ def _i2v_work(section: dict[str, Any] | None) -> WorkFn:
                        "fps": int(payload["fps"]), "loads": getattr(animator, "load_count", None)}
         return output
     return animate
+
+
+def i2v_role_for(animator: Any) -> Role:
+    """The image-to-video role around the session's own animator (its pipeline loads once): the
+    in-process GPU lane."""
+    return Role("i2v", functools.partial(_animate_with, animator), lane="gpu")
 
 
 def i2v_role(section: dict[str, Any] | None = None) -> Role:

@@ -173,8 +173,10 @@ def mix_episode_audio(spec: EpisodeSpec, out_wav: Path, ffmpeg: str) -> MixRepor
         for take in shot.takes:
             audio, sr = read_take(take.wav, shot.shot_id)
             audio = _to_rate(audio, sr)
-            at = round((shot_start + take.start) * RATE)
+            at = round((shot_start + take.start - shot.offset_s) * RATE)
             a, b = max(0, at), min(n, at + len(audio))   # a take may run on (an L-cut)
+            if shot.is_piece:   # a piece of a shot plays only its own stretch of the takes
+                a, b = max(a, round(shot_start * RATE)), min(b, round((f.start + f.length) / spec.fps * RATE))
             if b > a:
                 dialogue[a:b] += audio[a - at:b - at]
     mix = dialogue

@@ -7,6 +7,10 @@ OTIO layout: on track "V1" shot *i* is a Clip covering [start_i, start_{i+1}) â€
 transition is at its head, and where the next shot fades in, a Transition with ``out_offset`` = the
 overlap says the outgoing shot keeps playing that long past the cut. So clip duration + out_offset
 is the shot's full duration, and the track lasts exactly as long as the episode.
+
+A piece of a shot (a cold open's pick, ``ShotSpec.is_piece``) is a clip of its own with
+``cold_open: true`` and its ``source_in``/``source_out`` in its metadata; its captions and takes are
+shifted by ``offset_s`` and cut to the piece.
 """
 from __future__ import annotations
 
@@ -35,8 +39,8 @@ def episode_captions(spec: EpisodeSpec) -> list[TimedCaption]:
     out = []
     for f, shot in zip(frame_plan(spec), spec.shots):
         s0, s1 = f.start / spec.fps, (f.start + f.length) / spec.fps
-        for cue in split_cues(shot.captions):
-            a, b = max(s0, s0 + cue.start), min(s1, s0 + cue.end)
+        for cue in split_cues(shot.captions):   # a piece's cues are on its shot's clock
+            a, b = max(s0, s0 + cue.start - shot.offset_s), min(s1, s0 + cue.end - shot.offset_s)
             if b > a and cue.text.strip():
                 out.append((a, b, cue.text, cue.speaker, shot.shot_id))
     out.sort(key=lambda c: (c[0], c[1]))
@@ -97,11 +101,19 @@ def build_otio(spec: EpisodeSpec):
                 in_offset=rt(0, fps), out_offset=rt(f.overlap_in, fps),
                 metadata={"storyreel": {"type": shot.transition_in, "frames": f.overlap_in}}))
         take_meta = []
+        off = shot.offset_s
         for take in shot.takes:
             info = sf.info(str(take.wav))
             length = info.frames / info.samplerate
+            skip = 0.0
+            if shot.is_piece:   # only the stretch of the take inside the piece
+                skip = max(0.0, off - take.start)
+                length = min(take.start + length, off + f.length / fps) - max(take.start, off)
+                if length <= 1e-6:
+                    continue
             take_meta.append({"wav": str(take.wav), "start": take.start, "duration": length})
-            takes.append((f.start / fps + take.start, length, str(take.wav), shot.shot_id, take.start))
+            takes.append((f.start / fps + take.start - off + skip, length, str(take.wav), shot.shot_id,
+                          take.start, skip))
         clip = otio.schema.Clip(
             name=shot.shot_id,
             media_reference=otio.schema.ExternalReference(
@@ -112,10 +124,12 @@ def build_otio(spec: EpisodeSpec):
                 "camera_move": shot.camera_move, "transition_in": shot.transition_in if f.overlap_in else "cut",
                 "captions": [{"text": c.text, "start": c.start, "end": c.end, "speaker": c.speaker}
                              for c in shot.captions],
-                "takes": take_meta}})
+                "takes": take_meta,
+                **({"cold_open": True} if shot.cold_open else {}),
+                **({"source_in": off, "source_out": round(off + f.length / fps, 3)} if shot.is_piece else {})}})
         for cue in shot.captions:
-            a = max(0.0, cue.start) * fps
-            b = min(f.length, cue.end * fps)
+            a = max(0.0, cue.start - off) * fps
+            b = min(f.length, (cue.end - off) * fps)
             if b > a:
                 clip.markers.append(otio.schema.Marker(
                     name=cue.text, marked_range=tr(rt(a, fps), rt(b - a, fps)),
@@ -124,7 +138,7 @@ def build_otio(spec: EpisodeSpec):
     tl.tracks.append(video)
     # takes: as many audio tracks as needed so that no two overlap on one track
     lanes: list[tuple[object, float]] = []
-    for start, length, wav, shot_id, rel in sorted(takes):
+    for start, length, wav, shot_id, rel, skip in sorted(takes):
         lane = next((i for i, (_, end) in enumerate(lanes) if end <= start + 1e-9), None)
         if lane is None:
             lanes.append((otio.schema.Track(name=f"A{len(lanes) + 1}", kind=otio.schema.TrackKind.Audio), 0.0))
@@ -135,8 +149,8 @@ def build_otio(spec: EpisodeSpec):
         track.append(otio.schema.Clip(
             name=Path(wav).stem,
             media_reference=otio.schema.ExternalReference(
-                target_url=Path(wav).as_uri(), available_range=tr(rt(0, fps), rt(length * fps, fps))),
-            source_range=tr(rt(0, fps), rt(length * fps, fps)),
+                target_url=Path(wav).as_uri(), available_range=tr(rt(0, fps), rt((skip + length) * fps, fps))),
+            source_range=tr(rt(skip * fps, fps), rt(length * fps, fps)),
             metadata={"storyreel": {"shot_id": shot_id, "start_in_shot": rel}}))
         lanes[lane] = (track, start + length)
     for track, _ in lanes:

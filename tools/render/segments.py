@@ -106,6 +106,9 @@ def shot_fingerprint(shot: ShotSpec) -> dict:
         d["captions"] = []
     d.pop("transition_in")      # belongs to the transition segment, not the shot's pixels
     d.pop("transition_s")
+    for key, default in (("offset_s", 0.0), ("source_duration", 0.0), ("cold_open", False)):
+        if d.get(key) == default:   # a whole shot keeps the key it had before pieces existed
+            d.pop(key, None)
     return d
 
 
@@ -167,7 +170,7 @@ class _ShotPictures:
 
         with self._locks[i]:
             if i not in self._ready:
-                spec, shot = self.spec, self.spec.shots[i]
+                spec, shot = self.spec, self.spec.shots[i].source()   # a piece runs on its shot's clock
                 motion_cls = ClipMotion if shot.clip else CameraMotion
                 self._ready[i] = (motion_cls(shot, spec.width, spec.height, spec.fps),
                                   CaptionTrack(shot.captions if shot.burn_captions else (), spec.width,
@@ -183,7 +186,7 @@ class _ShotPictures:
     def picture(self, i: int, n: int, out=None):
         """I420 frame of shot i at absolute frame n (captions burned in), into ``out`` when given."""
         motion, captions = self.get(i)
-        t = (n - self.plan[i].start) / self.spec.fps
+        t = (n - self.plan[i].start) / self.spec.fps + self.spec.shots[i].offset_s
         buf = motion.frame_i420(t, out)
         captions.apply_i420(buf, t)
         return buf
@@ -267,6 +270,8 @@ def _audio_key(spec: EpisodeSpec, plan: list[ShotFrames]) -> str:
     """The mix depends on takes, their places, the bed and the levels, not on pictures or captions."""
     return _digest({"v": RENDERER_VERSION, "fps": spec.fps, "plan": [(f.start, f.length) for f in plan],
                     "takes": [[(file_sha256(t.wav), t.start) for t in s.takes] for s in spec.shots],
+                    **({"pieces": [(s.offset_s, s.duration) for s in spec.shots]}
+                       if any(s.is_piece for s in spec.shots) else {}),
                     "music": file_sha256(spec.music) if spec.music else None,
                     "levels": (spec.music_gain_db, spec.duck_db, spec.target_lufs, spec.true_peak_db)})
 

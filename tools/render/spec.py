@@ -10,6 +10,9 @@ Timing model (used by video, audio, captions, SRT/VTT and OTIO alike):
 * Episode duration = sum(durations) - sum(overlaps).
 * Caption and take times are relative to their shot's start, so a line placed at 0.0 in a shot that
   crossfades in starts at the beginning of the crossfade.
+* A piece of a shot (``ShotSpec.is_piece``: a cold open's pick) lasts ``duration`` and shows the
+  whole shot's time ``offset_s`` … ``offset_s + duration``; its caption and take times stay on the
+  whole shot's clock (``source_duration`` long), and its takes are heard only inside the piece.
 """
 from __future__ import annotations
 
@@ -65,6 +68,23 @@ class ShotSpec:
     ease: str = "in_out"
     clip: tuple[Path, ...] = ()                               # image-to-video frames: play these instead
     clip_fps: float = 8.0                                     # of moving the camera over the panel
+    offset_s: float = 0.0                                     # a piece of a longer shot (a cold open's
+    source_duration: float = 0.0                              # pick): it shows source time [offset_s,
+                                                              # offset_s + duration) of a shot lasting
+                                                              # source_duration (0: not a piece)
+    cold_open: bool = False                                   # part of the "previously on" before the episode
+
+    @property
+    def is_piece(self) -> bool:
+        return self.source_duration > 0
+
+    def source(self) -> ShotSpec:
+        """The whole shot a piece is cut from (itself for a whole shot): motion, blinks, mouths and
+        captions run on its clock, so a piece shows exactly those frames of the episode before."""
+        from dataclasses import replace
+
+        return replace(self, duration=self.source_duration, offset_s=0.0, source_duration=0.0) \
+            if self.is_piece else self
 
     def __hash__(self) -> int:  # dict fields are not hashable; identity of content is the shot id
         return hash((self.shot_id, self.panel, self.duration))
@@ -129,6 +149,9 @@ def validate_spec(spec: EpisodeSpec) -> None:
             raise InputError(f"shot {sid}: ease {shot.ease!r} is not one of {EASES}")
         if not shot.duration > 0 or round(shot.duration * spec.fps) < 1:
             raise InputError(f"shot {sid}: duration {shot.duration!r} s is shorter than one frame")
+        if shot.is_piece and not (0 <= shot.offset_s and shot.offset_s + shot.duration <= shot.source_duration + 1e-6):
+            raise InputError(f"shot {sid}: the piece {shot.offset_s:.2f}–{shot.offset_s + shot.duration:.2f} s is "
+                             f"outside its shot of {shot.source_duration:.2f} s; pick times within the shot")
         paths = [("panel", shot.panel)]
         paths += [(f"layer {k}", p) for k, p in shot.layers.items()]
         paths += [(f"variant {k}", p) for k, p in shot.variants.items()]
