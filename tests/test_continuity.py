@@ -431,7 +431,7 @@ def test_model_continuity_check_keeps_only_warnings_naming_a_fact_in_force(canon
     with caplog.at_level("WARNING", logger="agent.kinds.facts"):
         assert model_warnings(canon, ctx, "scene", EP2_SCENE) == expected
     if not expected and not isinstance(replies[0], dict):
-        assert "continuity check of a scene card of episode 2 failed" in caplog.text
+        assert "continuity check of a scene of episode 2 failed" in caplog.text
     prompt = model.prompts_for("ContinuityReview")[0]
     assert "[fact-ep1-ren-dead] Ren is dead" in prompt and "He would have rung it." in prompt
     # the card: the deterministic warnings first, then the model's, told apart by "model: "
@@ -466,6 +466,34 @@ def test_model_continuity_check_stays_out_of_the_way(canon: Canon) -> None:
     plan = {"scene_id": "scene-ep2-1", "shots": [{"characters": [{"name": "Ren"}], "lines": [1]}]}
     assert model_warnings(canon, ctx, "shots", plan) == [f"model: Aiko talks to Ren as if he were alive {CITE_REN}"]
     assert '"Ren"' in capable.prompts_for("ContinuityReview")[0]
+
+
+def test_model_continuity_check_of_a_panel_reads_the_painters_request(canon: Canon) -> None:
+    """A panel is shown to the model as the painter's request in words: who (with their look),
+    where, the line; the reply keeps only facts in force, like the other cards."""
+    from types import SimpleNamespace
+
+    from agent.kinds.facts import ask_model, panel_shown
+    from tests.fakes import ScriptedChatModel
+    from tools.backends.protocols import CharacterInShot, PanelRequest
+
+    write_facts(canon, REN_DEAD, actor="human")
+    request = PanelRequest(shot_id="shot-ep2-1-1", location_name="Hilltop Shrine",
+                           characters=(CharacterInShot(id="character-ren", name="Ren", look_tags=("grey coat",),
+                                                       expression="happy"),),
+                           line_text="I'm back.")
+    shown = panel_shown(request)
+    assert shown["characters"][0] == {"name": "Ren", "look": ["grey coat"], "expression": "happy", "pose": ""}
+    model = ScriptedChatModel({"ContinuityReview": [{"problems": [_problem("fact-ep1-ren-dead", "Ren is drawn "
+                                                                           "alive and smiling"),
+                                                                  _problem("fact-nope")]}]})
+    ctx = SimpleNamespace(llm=model, repair_retries=2)
+    assert ask_model(canon, ctx, "panel (the picture's description)", 2, 1, shown) == [
+        f"model: Ren is drawn alive and smiling {CITE_REN}"]
+    prompt = model.prompts_for("ContinuityReview")[0]
+    assert "The panel (the picture's description)" in prompt and "grey coat" in prompt and "I'm back." in prompt
+    assert ask_model(canon, ctx, "panel", 1, 1, shown) == []    # episode 1: no facts in force, no call
+    assert len(model.calls) == 1
 
 
 def test_model_continuity_check_over_an_openai_compatible_server(canon: Canon) -> None:

@@ -189,10 +189,8 @@ def _checked_scene(canon: Canon, kind: str, data: dict[str, Any]) -> dict[str, A
 
 
 def model_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, data: dict[str, Any]) -> list[str]:
-    """The configured model's continuity check of a scene or shot-plan card of episode 2 on: the
-    contradictions it names with the id of a fact in force, as "model: … (fact '…' from episode N)".
-    Only with a capable model (never the embedded demo one) and facts in force; a reply naming no
-    such fact is dropped, and any model error means no model warnings (logged), never a broken card."""
+    """The configured model's continuity check of a scene or shot-plan card of episode 2 on
+    (`ask_model`)."""
     if ctx is None or not _capable(ctx.llm) or kind not in ("scene", "shots"):
         return []
     scene = _checked_scene(canon, kind, data)
@@ -200,17 +198,36 @@ def model_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, data: d
     if scene is None or isinstance(episode, bool) or not isinstance(episode, int) or episode < 2:
         return []
     number = scene.get("number") if isinstance(scene.get("number"), int) else None
+    shown = {k: scene.get(k) for k in ("number", "title", "location", "characters", "action", "lines")}
+    if kind == "shots":
+        shown["shots"] = [{k: s.get(k) for k in ("characters", "location", "lines")}
+                          for s in data.get("shots") or [] if isinstance(s, dict)]
+    what = "scene" if kind == "scene" else "shot plan (with its scene)"
+    return ask_model(canon, ctx, what, episode, number, shown)
+
+
+def panel_shown(request: Any) -> dict[str, Any]:
+    """What the model is shown of a panel: the painter's request in words (who, how they look and
+    what they do, where, the line), no image."""
+    return {"location": request.location_name, "location_look": list(request.location_tags),
+            "characters": [{"name": c.name, "look": list(c.look_tags), "expression": c.expression,
+                            "pose": c.pose} for c in request.characters],
+            "framing": request.framing, "mood": request.mood, "line": request.line_text}
+
+
+def ask_model(canon: Canon, ctx: DirectorContext, what: str, episode: int, number: int | None,
+              shown: dict[str, Any]) -> list[str]:
+    """The configured model's continuity check of one card of episode 2 on: the contradictions it
+    names with the id of a fact in force, as "model: … (fact '…' from episode N)". Only with a
+    capable model (never the embedded demo one, checked by the callers) and facts in force; a reply
+    naming no such fact is dropped, and any model error means no model warnings (logged), never a
+    broken card."""
     facts = {f.id: f for f in continuity.in_force(continuity.all_facts(canon), episode, number) if f.id}
     if not facts:
         return []   # nothing to contradict: no model call
     from agent.llm import generate_structured
 
-    shown = {k: scene.get(k) for k in ("number", "title", "location", "characters", "action", "lines")}
-    if kind == "shots":
-        shown["shots"] = [{k: s.get(k) for k in ("characters", "location", "lines")}
-                          for s in data.get("shots") or [] if isinstance(s, dict)]
     listed = "\n".join(f"[{fid}] {f.statement()} (from {f.source()})" for fid, f in facts.items())
-    what = "scene" if kind == "scene" else "shot plan (with its scene)"
     messages = [{"role": "system", "content": "You keep the continuity of a serialized anime mini drama. "
                  "Answer with JSON only."},
                 {"role": "user", "content": CONTINUITY_INSTRUCTION.format(what=what, episode=episode)
@@ -220,8 +237,8 @@ def model_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, data: d
         review = generate_structured(ctx.llm, messages, ContinuityReview, retries=min(1, ctx.repair_retries),
                                      temperature=0.2, max_tokens=600)
     except Exception as exc:  # noqa: BLE001 - the model's check is an extra: the card keeps the checks' warnings
-        log.warning("the model's continuity check of a %s card of episode %s failed (%s: %s); showing only "
-                    "the deterministic warnings", kind, episode, type(exc).__name__, str(exc)[:200])
+        log.warning("the model's continuity check of a %s of episode %s failed (%s: %s); showing only "
+                    "the deterministic warnings", what, episode, type(exc).__name__, str(exc)[:200])
         return []
     found: list[str] = []
     for item in review.problems:
@@ -236,7 +253,7 @@ def model_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, data: d
 
 def card_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, pending: Pending) -> list[str]:
     """The continuity warnings of the card `pending` (scene, shot plan or panel of episode 2 on):
-    the deterministic checks', then the configured model's (`model_warnings`)."""
+    the deterministic checks', then the configured model's (`model_warnings`, `ask_model`)."""
     data = pending.get("data") or {}
     if kind in ("scene", "shots"):
         return [*continuity.check_proposal(canon, kind, data), *model_warnings(canon, ctx, kind, data)]
@@ -256,9 +273,13 @@ def card_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, pending:
         request = storyboard.panel_request(ctx, "panel", shot_id, notes=[], seed=0)
     except StoryreelError:
         return []
-    found = continuity.check_panel(continuity.all_facts(canon), episode, request,
-                                   scene=number if isinstance(number, int) else None)
-    return [str(w) for w in found]
+    scene_number = number if isinstance(number, int) else None
+    found = [str(w) for w in continuity.check_panel(continuity.all_facts(canon), episode, request,
+                                                    scene=scene_number)]
+    if _capable(ctx.llm):
+        found += ask_model(canon, ctx, "panel (the picture's description)", episode, scene_number,
+                           panel_shown(request))
+    return found
 
 
 def refresh_warnings(canon: Canon, ctx: DirectorContext | None, pending: Pending) -> Pending:
