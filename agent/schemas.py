@@ -71,6 +71,30 @@ class SeriesProposal(_Proposal):
         return [palette_colour(v) for v in value]
 
 
+def proper_name(value: Any) -> Any:
+    """A name as canon keeps it (a character, place or prop): surrounding quotes and spaces gone,
+    inner double quotes as single ones, no backslashes or control characters (they end up in the
+    enum grammar of a constrained server, where llama.cpp cannot take them); ValueError when no
+    letter or digit is left."""
+    if not isinstance(value, str):
+        return value
+    text = " ".join(re.sub(r"[\x00-\x1f\x7f\\]+", " ", value).split())
+    while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":   # "Ren", 'Ren'
+        text = text[1:-1].strip()
+    text = text.replace('"', "'")
+    if not re.search(r"\w", text):
+        raise ValueError(f"the name {value!r} has no letters; give it a real name")
+    return text
+
+
+def grammar_safe(names: list[str]) -> list[str]:
+    """The names an enum may list for a grammar-constrained server: each once, with a letter or
+    digit and no double quote, backslash or control character (canon written before `proper_name`
+    may hold such junk; left out, it cannot crash the server)."""
+    return [n for n in dict.fromkeys(names)
+            if re.search(r"\w", n) and not re.search(r'["\\\x00-\x1f\x7f]', n)]
+
+
 class NewCharacterProposal(_Proposal):
     """A character as the model drafts a new one (look variants come later, by revision or edit)."""
 
@@ -82,6 +106,8 @@ class NewCharacterProposal(_Proposal):
     personality: str = Field(min_length=1, max_length=240)
     look_tags: list[str] = Field(min_length=2, max_length=10)
     voice_notes: str = Field(default="", max_length=160)
+
+    _name = field_validator("name", mode="before")(classmethod(lambda cls, v: proper_name(v)))
 
 
 class CharacterProposal(NewCharacterProposal):
@@ -135,12 +161,16 @@ class LocationProposal(_Proposal):
     description: str = Field(min_length=1, max_length=240)
     look_tags: list[str] = Field(min_length=1, max_length=8)
 
+    _name = field_validator("name", mode="before")(classmethod(lambda cls, v: proper_name(v)))
+
 
 class PropProposal(_Proposal):
     name: str = Field(min_length=1, max_length=60)
     description: str = Field(min_length=1, max_length=240)
     owner: str = Field(default="", max_length=40)
     look_tags: list[str] = Field(default_factory=list, max_length=8)
+
+    _name = field_validator("name", mode="before")(classmethod(lambda cls, v: proper_name(v)))
 
 
 class EpisodeLogline(_Proposal):
@@ -220,6 +250,7 @@ def proposal_model(kind: str, *, cast: list[str] | None = None, places: list[str
     """The schema to generate `kind` with; scenes are narrowed to the accepted cast and places,
     an outline to the planned number of episodes."""
     base = PROPOSAL_MODELS[kind]
+    cast, places = grammar_safe(cast or []), grammar_safe(places or [])
     if kind == "outline" and episodes:
         return create_model("OutlineProposal", __base__=OutlineProposal,
                             episodes=(list[EpisodeLogline], Field(min_length=1, max_length=episodes)))

@@ -108,8 +108,10 @@ def test_create_propose_accept_reload_and_restart(browser, tmp_path):
 
             field(page, "message").fill("A shrine maiden hears rain spirits before a storm.")
             page.click("#send")
-            page.locator("#card").get_by_text("Your vision").wait_for()   # the director's vision comes first
-            assert "draft the vision for me" in page.locator("#card").inner_text()
+            # the director's vision comes first ("Your vision comes first" is also in the waiting text:
+            # wait for words only the card has)
+            page.locator("#card").get_by_text("draft the vision for me").wait_for()
+            assert "Your vision" in page.locator("#card").inner_text()
             page.click("#accept")
             page.locator("#card").get_by_text("Logline and style guide").wait_for()
             assert "Fox Rain" in page.locator("#card").inner_text()
