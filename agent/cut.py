@@ -228,7 +228,7 @@ def episode_spec(canon: Canon, project_root: Project | Path, *, episode: int = 1
                 captions=tuple(CaptionCue(text=txt, start=a, end=b, speaker=spk) for _, a, b, txt, spk in cues),
                 takes=tuple(TakeCue(wav=wav, start=a, visemes=track_path(wav) if track_path(wav).is_file() else None,
                                     speaker=ids.get(spk, spk)) for wav, a, _, _, spk in cues),
-                seed=int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16), ease=m.get("ease", "in_out"),
+                seed=shot_seed(shot.id), ease=m.get("ease", "in_out"),
                 clip=tuple(resolve(p) for p in m.get("clip", [])), clip_fps=float(m.get("clip_fps", 8.0))))
     if cold_open and scenes is None and episode >= 2:
         from dataclasses import replace
@@ -244,33 +244,46 @@ def episode_spec(canon: Canon, project_root: Project | Path, *, episode: int = 1
                        title=f"{series.data.get('title') if series else ''} — episode {episode}")
 
 
+CLIP_FPS = 8    # image-to-video frames per second (clip frames play at this rate in the cut)
+
+
+def shot_seed(shot_id: str) -> int:
+    """The shot's stable seed (its clip, its camera shake): from its id, so a redo keeps it."""
+    return int(hashlib.sha256(shot_id.encode()).hexdigest()[:6], 16)
+
+
+def clip_request(canon: Canon, shot_id: str) -> tuple[str, str, int]:
+    """(project-relative source picture, prompt, seed) for animating one shot: the panel's clean look
+    (no storyboard guides, no bubble; the clip plays in the finished cut), a prompt from its
+    characters, mood, lighting and the art style, and the shot's seed. The one place both the
+    in-step animation (`animate_shots`) and the clip jobs (`agent.kinds.motion.clip_specs`) read."""
+    art = canon.get("style").data.get("art_style", "") if canon.live("style") else ""
+    shot = canon.get(shot_id)
+    panel = canon.get(image_record_id("panel", shot.id))
+    who = ", ".join(f"{c.get('name')} {c.get('expression', '')}" for c in shot.data.get("characters", []))
+    prompt = ", ".join(filter(None, [who, shot.data.get("mood", ""), shot.data.get("lighting", ""), art,
+                                     "subtle motion, hair and cloth sway"]))
+    source = panel.data.get("variants", {}).get("clean") or panel.data["path"]
+    return str(source), prompt, shot_seed(shot.id)
+
+
 def animate_shots(ctx: DirectorContext, motion: dict[str, Any], proposal_id: str) -> None:
     """With an image-to-video backend configured, animate each panel into clip frames (in place)."""
     if ctx.animator is None:
         return
-    canon = ctx.canon
-    art = canon.get("style").data.get("art_style", "") if canon.live("style") else ""
     for m in motion["shots"]:
-        shot = canon.get(m["shot_id"])
-        panel = canon.get(image_record_id("panel", shot.id))
-        who = ", ".join(f"{c.get('name')} {c.get('expression', '')}" for c in shot.data.get("characters", []))
-        prompt = ", ".join(filter(None, [who, shot.data.get("mood", ""), shot.data.get("lighting", ""), art,
-                                         "subtle motion, hair and cloth sway"]))
-        # the clean look (no storyboard guides, no bubble): the clip plays in the finished cut
-        source = panel.data.get("variants", {}).get("clean") or panel.data["path"]
-        frames = ctx.animator.animate(ctx.path(source), prompt, ctx.clip_frames, 8,
-                                      int(hashlib.sha256(shot.id.encode()).hexdigest()[:6], 16),
-                                      ctx.path(Path("assets", "drafts", "motion", shot.id, proposal_id)))
+        source, prompt, seed = clip_request(ctx.canon, m["shot_id"])
+        frames = ctx.animator.animate(ctx.path(source), prompt, ctx.clip_frames, CLIP_FPS, seed,
+                                      ctx.path(Path("assets", "drafts", "motion", m["shot_id"], proposal_id)))
         m["clip"] = [ctx.rel(f) for f in frames]
-        m["clip_fps"] = 8.0
+        m["clip_fps"] = float(CLIP_FPS)
 
 
-def render_preview(ctx: DirectorContext, scene_id: str, motion: dict[str, Any], proposal_id: str) -> str:
-    """A small (270×480) preview clip of one scene with the proposed motion; returns its relative path.
-    A preview keeps the storyboard's guides (the finished cut leaves them out unless asked)."""
+def preview_spec(ctx: DirectorContext, scene_id: str, motion: dict[str, Any]) -> Any:
+    """The `EpisodeSpec` of a scene's low-res (270×480) preview with the proposed `motion` (and its
+    clips): what `render_preview` renders in the step and a "preview" job renders on the cpu lane
+    (`tools.jobs.roles.preview_job`). A preview keeps the storyboard's guides."""
     from dataclasses import replace
-
-    from tools.render import render_episode
 
     episode = int(ctx.canon.get(scene_id).data.get("episode") or 1)   # the scene's own episode
     spec = episode_spec(ctx.canon, ctx.project, episode=episode, scenes=[scene_id], width=270, height=480, fps=24,
@@ -281,10 +294,17 @@ def render_preview(ctx: DirectorContext, scene_id: str, motion: dict[str, Any], 
                           vignette=by_id[s.shot_id]["vignette"], flicker=by_id[s.shot_id]["flicker"],
                           flash=by_id[s.shot_id]["flash"], transition_in=by_id[s.shot_id]["transition"],
                           clip=tuple(ctx.path(p) for p in by_id[s.shot_id].get("clip", [])),
-                          clip_fps=float(by_id[s.shot_id].get("clip_fps", 8.0)))
+                          clip_fps=float(by_id[s.shot_id].get("clip_fps", CLIP_FPS)))
                   for s in spec.shots)
+    return replace(spec, shots=shots)
+
+
+def render_preview(ctx: DirectorContext, scene_id: str, motion: dict[str, Any], proposal_id: str) -> str:
+    """Render a scene's preview (`preview_spec`) in the step; returns its relative path."""
+    from tools.render import render_episode
+
     out = ctx.path(Path("assets", "drafts", "motion", scene_id, proposal_id))
-    result = render_episode(replace(spec, shots=shots), out, ctx.path(Path("state", "render-cache")))
+    result = render_episode(preview_spec(ctx, scene_id, motion), out, ctx.path(Path("state", "render-cache")))
     return ctx.rel(result.mp4)
 
 

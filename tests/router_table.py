@@ -272,6 +272,8 @@ ROWS: list[Row] = [
     r("voice all lines of episode 2", "draft_all", "episode-2"),
     r("please queue every panel of the first episode", "draft_all", "episode-1"),
     r("batch draw the whole storyboard", "draft_all"),
+    r("animate all the clips of episode 1", "draft_all", "episode-1"),
+    r("queue every motion clip for the first episode", "draft_all", "episode-1"),
     # a "previously on" (cold open), with a typo
     r("add a previously on to episode 2", "cold_open", "episode-2"),
     r("recap for ep 3", "cold_open", "episode-3"),

@@ -230,7 +230,7 @@ def test_voice_all_lines_queues_each_missing_take_once(project):
         assert view.pending["proposal_id"] == card["proposal_id"]
         assert "Queued 0 jobs" in s.draft_all("takes", 1)
         assert len([j for j in s.job_runner.jobs() if j.role == "tts"]) == len(lines)
-        with pytest.raises(Exception, match="clips are made with their scene's motion card"):
+        with pytest.raises(Exception, match="needs the job runner"):   # no "preview" role in this runner
             s.draft_all("clips", 1)
         gate.set()
         s.job_runner.wait(s.job_runner.jobs()[-1].job_id, timeout=30)
@@ -282,15 +282,16 @@ class FrameAnimator:
 
 
 def test_make_waits_for_takes_and_clips_drawn_as_jobs(project):
-    """`storyreel make` (decide_all) through one runner with painter, tts and i2v roles: every take and
-    every shot's clip is a job it waits for; the cards it accepts carry the jobs' files."""
-    from tools.jobs.roles import i2v_role_for
+    """`storyreel make` (decide_all) through one runner with painter, tts, i2v and preview roles: every
+    take, every shot's clip and then the scene's preview is a job it waits for (the motion card drafts
+    in two stages); the cards it accepts carry the jobs' files."""
+    from tools.jobs.roles import i2v_role_for, preview_role
     from ui.headless import decide_all
 
     painter, synth, animator = SlowPainter(), ToneSynth(), FrameAnimator()
     voices = ToneVoices(synth)
     runner = InProcessJobRunner(project, Registry([painter_role_for(painter), tts_role_for(voices),
-                                                   i2v_role_for(animator)]))
+                                                   i2v_role_for(animator), preview_role()]))
     said: list[str] = []
     with DirectorSession(project, ScriptedChatModel(), targets=TARGETS, painter=painter, candidates=1,
                          voices=voices, animator=animator, job_runner=runner, actor="auto") as s:
@@ -305,6 +306,7 @@ def test_make_waits_for_takes_and_clips_drawn_as_jobs(project):
         motion = s.canon.get("motion-scene-ep1-1")
         assert all(len(m["clip"]) == 3 and m["clip"][0].startswith("assets/jobs/i2v/") for m in motion.data["shots"])
         assert animator.calls == 3 and (project.root / motion.data["preview"]).is_file()
+        assert motion.data["preview"].startswith("assets/jobs/preview/")     # the second stage, waited for too
 
 
 def test_a_motion_card_animating_says_so_and_refuses_accept():
@@ -347,3 +349,169 @@ def test_the_storyboard_words_for_an_items_jobs(monkeypatch, states, words):
     ctx = type("Ctx", (), {"job_runner": Runner()})()
     got = batch.item_jobs(ctx, "panels", 1).get("scene-ep1-1-s1")
     assert (got or {}).get("words") == words
+
+
+# --------------------------------------------------------------------------- motion previews (cpu lane) and batch clips
+
+
+class GatedPreview:
+    """The real preview work (ffmpeg) behind a gate, and failing the next `fail` renders as a lost
+    ffmpeg would: the "preview" role at the Protocol boundary."""
+
+    def __init__(self, gate: threading.Event | None = None, fail: int = 0) -> None:
+        self.gate, self.fail, self.calls = gate, fail, 0
+
+    def work(self, payload, ctx):
+        from tools.jobs.roles import render_preview_job
+
+        self.calls += 1
+        if self.gate is not None:
+            assert self.gate.wait(30), "the test never opened the preview's gate"
+        ctx.progress(0.0, "rendering")
+        if self.fail:
+            self.fail -= 1
+            raise BackendError("ffmpeg was killed (out of memory) while rendering the preview; press Retry")
+        return render_preview_job(payload, ctx)
+
+    def role(self):
+        import functools
+
+        from tools.jobs import Role
+
+        return Role("preview", functools.partial(lambda w: w, self.work), lane="cpu")
+
+
+def motion_session(project, preview: GatedPreview, animator=None) -> DirectorSession:
+    from tools.jobs.roles import i2v_role_for
+
+    painter, voices = SlowPainter(), ToneVoices(ToneSynth())
+    roles = [painter_role_for(painter), tts_role_for(voices), preview.role()]
+    if animator is not None:
+        roles.append(i2v_role_for(animator))
+    s = DirectorSession(project, ScriptedChatModel(), targets=TARGETS, painter=painter, candidates=1, voices=voices,
+                        animator=animator, job_runner=InProcessJobRunner(project, Registry(roles)))
+    s.context.clip_frames = 2
+    return s
+
+
+def accept_until(s: DirectorSession, kinds: tuple[str, ...], view=None):
+    """Accept every card (waiting for what is drafted as jobs) until one of `kinds` is on screen."""
+    if view is None:
+        s.start()
+        view = s.send("A shrine maiden hears rain spirits.")
+    while view.pending["kind"] not in kinds:
+        if drafting(view):
+            view = wait_for(s, lambda v: not drafting(v) or v.pending["kind"] in kinds)
+            continue
+        view = s.decide({"type": "accept", "choice": 0, "proposal_id": view.pending["proposal_id"]})
+    return view
+
+
+def test_a_motion_preview_is_rendered_as_a_cpu_job_then_accepted(project):
+    from agent import cut
+    from agent.kinds.motion import preview_job
+    from tools.jobs import WorkContext
+    from tools.jobs.roles import preview_episode
+
+    gate = threading.Event()
+    preview = GatedPreview(gate=gate)
+    with motion_session(project, preview) as s:
+        try:
+            view = accept_until(s, ("motion",))
+            card = view.pending
+            live = drafting(view)
+            assert live["stage"] == "preview" and live["label"] == "the motion preview of scene 1", live
+            assert not card["data"].get("preview") and len(card["data"]["shots"]) == 3
+            job = s.job_runner.status(live["jobs"][0])
+            assert job.role == "preview" and s.job_runner.registry.get("preview").lane == "cpu"
+            text = card_markdown(card)
+            assert "rendering the motion preview of scene 1 · 0/1 ·" in text and "Cancel" in text, text
+            view = s.send("What does Aiko wear?")                 # the chat answers while it renders
+            assert "red scarf" in view.messages[-1]["content"] and drafting(view)
+            view = s.decide({"type": "accept", "proposal_id": card["proposal_id"]})
+            assert "preview is still being rendered" in view.pending["error"]
+            assert not s.canon.live("motion-scene-ep1-1")
+            # the job's spec: the card's motion, every file and field of the in-step preview's spec
+            ctx, motion = s.context, cut.propose_motion(s.canon, "scene-ep1-1", [])
+            spec = preview_job(ctx, "scene-ep1-1", motion)
+            assert spec.key == job.key and spec.inputs and all(not p.startswith("/") for p in spec.inputs)
+            inputs = {rel: project.root / rel for rel in spec.inputs}
+            work = WorkContext(job_id="t", attempt=1, inputs=inputs, report=lambda f, m: None,
+                               cancelled=lambda: False)
+            assert preview_episode(dict(spec.payload), work) == cut.preview_spec(ctx, "scene-ep1-1", motion)
+            pushed = {**motion, "shots": [{**motion["shots"][0], "camera_move": "pan"}, *motion["shots"][1:]]}
+            assert preview_job(ctx, "scene-ep1-1", pushed).key != job.key
+        finally:
+            gate.set()
+        view = wait_for(s, lambda v: not drafting(v))
+        data = view.pending["data"]
+        assert view.pending["proposal_id"] == card["proposal_id"] and not view.pending.get("failure")
+        assert data["preview"].startswith("assets/jobs/preview/") and data["jobs"] == live["jobs"]
+        mp4 = (project.root / data["preview"]).read_bytes()
+        assert mp4[4:8] == b"ftyp" and "The low-res preview plays below." in card_markdown(view.pending)
+        s.decide({"type": "accept", "proposal_id": card["proposal_id"]})
+        motion = s.canon.get("motion-scene-ep1-1")
+        assert motion.data["preview"] == data["preview"] and preview.calls == 1
+
+
+def test_a_failing_preview_shows_its_reason_retry_renders_it_and_cancel_stops_it(project):
+    preview = GatedPreview(fail=1)
+    with motion_session(project, preview) as s:
+        card = accept_until(s, ("motion",)).pending
+        view = wait_for(s, lambda v: bool(v.pending.get("failure")))
+        assert "ffmpeg was killed (out of memory)" in view.pending["failure"]
+        text = card_markdown(view.pending)
+        assert "The preview failed: **Retry** renders it again" in text and "preview failed: ffmpeg" in text, text
+        s.retry()
+        view = wait_for(s, lambda v: not drafting(v) and not v.pending.get("failure"))
+        assert view.pending["proposal_id"] == card["proposal_id"] and view.pending["data"]["preview"]
+        assert preview.calls == 2 and not s.canon.live("motion-scene-ep1-1")      # nothing accepted was touched
+        # a note asks for another motion: its preview is a new job, held, then cancelled on the card
+        preview.gate = threading.Event()
+        try:
+            view = s.decide({"type": "reject", "note": "make it a cold night", "proposal_id": card["proposal_id"]})
+            view = wait_for(s, lambda v: v.pending["proposal_id"] != card["proposal_id"] and bool(drafting(v)))
+            again = view.pending
+            assert all(m["grade"] == "night" for m in again["data"]["shots"])
+            s.cancel_drafting(again["proposal_id"])
+        finally:
+            preview.gate.set()
+        view = wait_for(s, lambda v: bool(v.pending.get("failure")))
+        assert "cancelled" in view.pending["failure"] and "**Redo**" in card_markdown(view.pending)
+        assert not s.canon.live("motion-scene-ep1-1")
+
+
+def test_batch_clips_queue_each_scenes_jobs_once_with_the_cards_keys(project):
+    """"animate all clips of episode 1" before the takes: the clip jobs (the preview waits for the
+    takes); the motion card then finds them, and its preview job is the one the batch would queue."""
+    from agent.tools.batch import clip_items, motion_state
+
+    animator = FrameAnimator()
+    with motion_session(project, GatedPreview(), animator=animator) as s:
+        view = accept_until(s, ("take",))
+        assert s.canon.live("panel-scene-ep1-1-s1") and not s.canon.list("take")
+        view = s.send("animate all clips of episode 1")
+        said = view.messages[-1]["content"]
+        assert "Queued 3 jobs for the motion of 1 scene of episode 1." in said, said
+        assert "preview is queued once its takes are accepted" in said
+        assert "Queued 0 jobs" in s.draft_all("clips", 1) and animator.calls <= 3
+        batch = {j.key for j in s.job_runner.jobs() if j.role == "i2v"}
+        assert len(batch) == 3
+        view = accept_until(s, ("motion",), view)
+        card = view.pending
+        if drafting(view) and drafting(view).get("stage") == "clips":
+            assert {s.job_runner.status(j).key for j in drafting(view)["jobs"]} == batch
+            view = wait_for(s, lambda v: (drafting(v) or {}).get("stage") != "clips")
+        live = drafting(view)
+        assert live and live["stage"] == "preview" and view.pending["proposal_id"] == card["proposal_id"]
+        assert {s.job_runner.status(j).key for j in live["clip_jobs"]} == batch     # the card took the batch's clips
+        (scene, specs), = clip_items(s.context, 1)
+        assert scene == "scene-ep1-1" and [sp.role for sp in specs] == ["i2v"] * 3 + ["preview"]
+        assert {sp.key for sp in specs[:3]} == batch and specs[3].key == s.job_runner.status(live["jobs"][0]).key
+        assert "Queued 0 jobs for the motion of 1 scene of episode 1; 4 already queued" in s.draft_all("clips", 1)
+        view = wait_for(s, lambda v: not drafting(v))
+        assert animator.calls == 3 and all(len(m["clip"]) == 2 for m in view.pending["data"]["shots"])
+        s.decide({"type": "accept", "proposal_id": card["proposal_id"]})
+        assert motion_state(s.canon, "scene-ep1-1") == "accepted" and clip_items(s.context, 1) == []
+        assert "nothing to queue" in s.draft_all("clips", 1)
+        assert len([j for j in s.job_runner.jobs() if j.role in ("i2v", "preview")]) == 4

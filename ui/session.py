@@ -324,18 +324,23 @@ class DirectorSession:
     def wait_for_drafts(self, timeout: float = 600.0) -> SessionView:
         """Wait (bounded by `timeout` seconds) for the drafting card's jobs, then turn it into its
         candidates (`storyreel make`). A card whose jobs failed or were cancelled comes back as a
-        failure card; one still drafting after the timeout comes back drafting."""
+        failure card; one still drafting after the timeout comes back drafting. A card drafting in
+        stages (a motion card's clips, then its preview) is followed through each stage."""
         import time
 
         deadline = time.monotonic() + timeout
         view = self.view()
         drafting = self._drafting(view.pending)
-        if drafting is None or self.job_runner is None:
-            return view
-        for job_id in drafting.get("jobs", []):
-            self.job_runner.wait(job_id, timeout=max(0.0, deadline - time.monotonic()))
-        self.collect_drafts()
-        return self.view()
+        while drafting is not None and self.job_runner is not None:
+            for job_id in drafting.get("jobs", []):
+                self.job_runner.wait(job_id, timeout=max(0.0, deadline - time.monotonic()))
+            self.collect_drafts()
+            view = self.view()
+            after = self._drafting(view.pending)
+            if after is None or after.get("jobs") == drafting.get("jobs") or time.monotonic() >= deadline:
+                break
+            drafting = after          # the card's next stage of jobs
+        return view
 
     def cancel_drafting(self, proposal_id: str | None = None) -> SessionView:
         """Cancel the drafting card's jobs (the Cancel button); the card then offers Redo and Skip.
@@ -556,7 +561,8 @@ class DirectorSession:
         return board
 
     def draft_all(self, what: str = "panels", episode: int | None = None) -> str:
-        """Queue a job for every missing or stale panel (or take) of `episode` (the storyboard's
+        """Queue a job for every missing or stale panel, take or scene motion (`what` = "panels",
+        "takes", "clips") of `episode` (the storyboard's
         "Draft all missing panels"; "draft all panels for episode 1" in the chat): their cards come
         in order, opening at once when their jobs are done. Queuing again adds nothing. Returns what
         was queued, in words; InputError without a job runner."""
@@ -940,16 +946,18 @@ def _open_bible(project: Project) -> Bible:
 def build_job_runner(project: Project, painter: Any, *, backend: str | None = None, voices: Any = None,
                      animator: Any = None) -> Any:
     """The job runner a project's [jobs] table names (`backend` overrides it: "inprocess" or "ray"),
-    with the painter and voices roles. In-process with one GPU lane, the painter is the session's
-    own instance (its pipeline loads once); Ray actors, or several lanes, each build their own from
-    [painter]. In-process, takes are voiced by the session's `voices` (one synth cache) when given;
-    with an image-to-video `animator` ([motion] backend = "animatediff"), motion clips are jobs too."""
+    with the painter, voices and motion-preview roles. In-process with one GPU lane, the painter is
+    the session's own instance (its pipeline loads once); Ray actors, or several lanes, each build
+    their own from [painter]. In-process, takes are voiced by the session's `voices` (one synth cache)
+    when given; a motion card's preview renders on the cpu lane; with an image-to-video `animator`
+    ([motion] backend = "animatediff"), motion clips are jobs too."""
     from tools.jobs import Registry, jobs_settings, runner_from_settings
     from tools.jobs.roles import (
         i2v_role,
         i2v_role_for,
         painter_role,
         painter_role_for,
+        preview_role,
         tts_role,
         tts_role_for,
     )
@@ -961,7 +969,7 @@ def build_job_runner(project: Project, painter: Any, *, backend: str | None = No
     voice = dict(project.settings.get("voice", {}))
     speak = (tts_role_for(voices) if voices is not None and settings["backend"] == "inprocess"
              else tts_role(voice.get("openai")))
-    registry = Registry([paint, speak])
+    registry = Registry([paint, speak, preview_role()])
     if animator is not None:
         registry.register(i2v_role_for(animator) if shared else i2v_role(project.settings.get("motion")))
     return runner_from_settings(project, registry, backend=backend)

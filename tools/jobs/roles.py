@@ -5,7 +5,9 @@ openai) once per worker (`painter_role_for(painter)` wraps one the process alrea
 in-process runner, a test's fake); `panel_spec` turns a `PanelRequest` into a JSON `JobSpec` whose reference
 sheet and background travel as inputs. `tts_role` (`tts_role_for` around the session's voices) does
 the same for takes (`speech_spec`: the take comes back as a 48 kHz project WAV with its mouth track),
-and `i2v_role` for image-to-video clips (`clip_spec`). The
+`i2v_role` for image-to-video clips (`clip_spec`), and `preview_role` for a motion card's low-res
+preview (`preview_job`: the scene's `EpisodeSpec`, its panels, layers, takes and clip frames shipped
+as inputs; the cpu lane; the MP4 comes back as bytes). The
 factories are module-level `functools.partial`s, so Ray can ship them to its actors.
 """
 from __future__ import annotations
@@ -219,3 +221,83 @@ def i2v_role_for(animator: Any) -> Role:
 def i2v_role(section: dict[str, Any] | None = None) -> Role:
     """The image-to-video role for a project's [motion] table: one GPU per Ray actor."""
     return Role("i2v", functools.partial(_i2v_work, dict(section or {})), lane="gpu", num_gpus=1.0)
+
+
+# --------------------------------------------------------------------------- motion previews
+
+PREVIEW_FILE = "preview.mp4"
+
+
+def preview_job(spec: Any, project: Project, *, label: str = "") -> JobSpec:
+    """A cpu-lane job rendering `spec` (a `tools.render.EpisodeSpec`, a scene's preview): every file
+    it names (panels, layers, variants, takes, mouth tracks, clip frames, music, font) travels as a
+    project-relative input, so the key follows the versioned files and the motion (camera moves,
+    grade, effects, timing, seeds, size), and a finished key is never rendered again."""
+    inputs: list[str] = []
+
+    def rel(path: Path | None) -> str | None:
+        if path is None:
+            return None
+        relative = project.relative(path)
+        if relative not in inputs:
+            inputs.append(relative)
+        return relative
+
+    shots = []
+    for shot in spec.shots:
+        row = {f.name: getattr(shot, f.name) for f in dataclasses.fields(shot)}
+        row.update(panel=rel(shot.panel), layers={k: rel(v) for k, v in shot.layers.items()},
+                   variants={k: rel(v) for k, v in shot.variants.items()}, speakers=list(shot.speakers),
+                   clip=[rel(p) for p in shot.clip], captions=[dataclasses.asdict(c) for c in shot.captions],
+                   takes=[{"wav": rel(t.wav), "start": t.start, "visemes": rel(t.visemes), "speaker": t.speaker}
+                          for t in shot.takes])
+        shots.append(row)
+    episode = {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "shots"}
+    episode.update(music=rel(spec.music), font=rel(spec.font), shots=shots)
+    return JobSpec("preview", episode, model="ffmpeg", inputs=tuple(inputs),
+                   label=label or f"preview of {', '.join(s.shot_id for s in spec.shots)[:60]}")
+
+
+def preview_episode(payload: dict[str, Any], ctx: WorkContext) -> Any:
+    """The `EpisodeSpec` a preview job's payload describes, its files at the worker's local paths."""
+    from tools.render import CaptionCue, EpisodeSpec, ShotSpec, TakeCue
+
+    def local(rel: str | None) -> Path | None:
+        return None if rel is None else ctx.input(rel)
+
+    data = dict(payload)
+    shots = []
+    for row in data.pop("shots"):
+        row = dict(row)
+        row.update(panel=local(row["panel"]), layers={k: local(v) for k, v in row.get("layers", {}).items()},
+                   variants={k: local(v) for k, v in row.get("variants", {}).items()},
+                   speakers=tuple(row.get("speakers", ())), clip=tuple(local(p) for p in row.get("clip", ())),
+                   captions=tuple(CaptionCue(**c) for c in row.get("captions", ())),
+                   takes=tuple(TakeCue(wav=local(t["wav"]), start=t["start"], visemes=local(t.get("visemes")),
+                                       speaker=t.get("speaker", "")) for t in row.get("takes", ())))
+        shots.append(ShotSpec(**row))
+    data.update(music=local(data.get("music")), font=local(data.get("font")))
+    return EpisodeSpec(shots=tuple(shots), **data)
+
+
+def _preview_work() -> WorkFn:
+    return render_preview_job
+
+
+def render_preview_job(payload: dict[str, Any], ctx: WorkContext) -> WorkOutput:
+    """The preview work function: render the spec with ffmpeg in the job's scratch folder (its own
+    segment cache) and return the MP4 as bytes; the studio writes it under assets/jobs/preview/."""
+    from tools.render import episode_duration, render_episode
+
+    spec = preview_episode(payload, ctx)
+    ctx.progress(0.0, "rendering the preview")
+    result = render_episode(spec, ctx.scratch / "out", ctx.scratch / "cache",
+                            progress=lambda fraction, message: ctx.progress(0.95 * fraction, message))
+    duration = episode_duration(spec)
+    return WorkOutput(files={PREVIEW_FILE: Path(result.mp4).read_bytes()},
+                      data={"preview": PREVIEW_FILE, "duration_s": round(duration, 3)})
+
+
+def preview_role() -> Role:
+    """The motion-preview role (ffmpeg, no model): the cpu lane in-process, a CPU actor on Ray."""
+    return Role("preview", _preview_work, lane="cpu")
