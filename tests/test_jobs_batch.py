@@ -230,6 +230,9 @@ def test_voice_all_lines_queues_each_missing_take_once(project):
         assert view.pending["proposal_id"] == card["proposal_id"]
         assert "Queued 0 jobs" in s.draft_all("takes", 1)
         assert len([j for j in s.job_runner.jobs() if j.role == "tts"]) == len(lines)
+        rows = {r["item"]: r for r in s.batch_jobs(1) if r["what"] == "take"}   # the storyboard's job table
+        assert set(rows) == {ln["id"] for ln in lines}
+        assert {r["words"] for r in rows.values()} <= {"queued", "running"}
         with pytest.raises(Exception, match="needs the job runner"):   # no "preview" role in this runner
             s.draft_all("clips", 1)
         gate.set()

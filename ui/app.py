@@ -439,6 +439,8 @@ def build_app(studio: Studio) -> Any:
                     if sh["image"] is not None:
                         shots.append((str(sh["image"]), caption))
                         ids.append(sh["shot"].id)
+            for row in s.batch_jobs(current):   # takes and scene motion a batch (or a card) queued
+                job_rows.append(f"| {row['item']} | {row['what']} | {esc(row['words']).replace('|', '/')} |")
             audio_kind = shown.media == "audio"
             audio_cands = (pending.get("data") or {}).get("candidates", []) if audio_kind else []
             vo = s.voices()
@@ -462,7 +464,7 @@ def build_app(studio: Studio) -> Any:
                     card: card_markdown(view.pending) + _cold_open_thumbs(s, pending),
                     candidates: gr.update(visible=bool(gallery), value=gallery or None, selected_index=0 if gallery else None),
                     bible: bible_markdown(records), outline: outline_markdown(s.outline()), board: shots,
-                    board_jobs: ("| shot | framing | panel job |\n|---|---|---|\n" + "\n".join(job_rows)
+                    board_jobs: ("| item | framing / what | job |\n|---|---|---|\n" + "\n".join(job_rows)
                                  if job_rows else ""),
                     board_ids: ids, record_dd: gr.update(choices=choices), ledger: rows,
                     accept: gr.update(interactive=deciding and bool(pending.get("data")) and not drafting),

@@ -560,6 +560,19 @@ class DirectorSession:
             board.append({"scene": scene, "shots": shots})
         return board
 
+    def batch_jobs(self, episode: int) -> list[dict[str, Any]]:
+        """The storyboard's other job rows for `episode`: each line whose take, and each scene whose
+        motion, a batch (or its card) queued: {"item", "what" ("take" | "motion"), "state", "words"}."""
+        from agent.tools.batch import item_jobs
+
+        if self.job_runner is None:
+            return []
+        rows = []
+        for what, label in (("takes", "take"), ("clips", "motion")):
+            for item, job in item_jobs(self.context, what, episode).items():
+                rows.append({"item": item, "what": label, "state": job["state"], "words": job["words"]})
+        return rows
+
     def draft_all(self, what: str = "panels", episode: int | None = None) -> str:
         """Queue a job for every missing or stale panel, take or scene motion (`what` = "panels",
         "takes", "clips") of `episode` (the storyboard's
