@@ -30,6 +30,7 @@ class Targets:
     episodes: int = DEFAULT_TARGETS["episodes"]
     scenes: int = DEFAULT_TARGETS["scenes"]
     shots: int | None = None     # shots per scene plan (headless `make --shots N`); None: as planned
+    min_episodes: int = 1        # the fewest episodes an outline may have (`make --episodes N` needs N)
 
     @classmethod
     def from_settings(cls, settings: dict | None) -> Targets:

@@ -246,14 +246,15 @@ PROPOSAL_TITLES = {
 
 
 def proposal_model(kind: str, *, cast: list[str] | None = None, places: list[str] | None = None,
-                   episodes: int | None = None) -> type[_Proposal]:
+                   episodes: int | None = None, min_episodes: int = 1) -> type[_Proposal]:
     """The schema to generate `kind` with; scenes are narrowed to the accepted cast and places,
-    an outline to the planned number of episodes."""
+    an outline to the planned number of episodes (at least `min_episodes`)."""
     base = PROPOSAL_MODELS[kind]
     cast, places = grammar_safe(cast or []), grammar_safe(places or [])
     if kind == "outline" and episodes:
         return create_model("OutlineProposal", __base__=OutlineProposal,
-                            episodes=(list[EpisodeLogline], Field(min_length=1, max_length=episodes)))
+                            episodes=(list[EpisodeLogline],
+                                      Field(min_length=max(1, min(min_episodes, episodes)), max_length=episodes)))
     if kind == "shots" and cast and places:
         cast_t = Literal[tuple(dict.fromkeys(cast))]  # type: ignore[valid-type]
         place_t = Literal[tuple(dict.fromkeys(places))]  # type: ignore[valid-type]

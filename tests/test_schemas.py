@@ -9,7 +9,14 @@ import json
 
 import pytest
 
-from agent.schemas import CharacterProposal, LocationProposal, PropProposal, grammar_safe, proper_name, proposal_model
+from agent.schemas import (
+    CharacterProposal,
+    LocationProposal,
+    PropProposal,
+    grammar_safe,
+    proper_name,
+    proposal_model,
+)
 
 
 @pytest.mark.parametrize("raw, name", [
@@ -55,3 +62,23 @@ def test_enums_leave_junk_names_out():
     # nothing usable left: the plain schema, not an empty enum
     assert proposal_model("scene", cast=['"'], places=["Shrine"]).__name__ == "SceneProposal"
     assert "enum" not in json.dumps(proposal_model("scene", cast=['"'], places=["Shrine"]).model_json_schema())
+
+
+@pytest.mark.parametrize("count, episodes, min_episodes, ok", [
+    (1, 3, 1, True),
+    (1, 3, 2, False),    # `make --episodes 2`: an outline of one episode cannot be made
+    (2, 3, 2, True),
+    (3, 3, 5, True),     # more wanted than planned: the plan's number
+    (4, 3, 1, False),    # more than planned
+])
+def test_an_outline_has_at_least_the_episodes_make_needs(count, episodes, min_episodes, ok):
+    from pydantic import ValidationError
+
+    data = {"episodes": [{"number": i, "title": f"Part {i}", "logline": "Things happen."}
+                         for i in range(1, count + 1)]}
+    model = proposal_model("outline", episodes=episodes, min_episodes=min_episodes)
+    if ok:
+        assert len(model.model_validate(data).episodes) == count
+    else:
+        with pytest.raises(ValidationError):
+            model.model_validate(data)

@@ -102,6 +102,7 @@ def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shot
     targets = replace(Targets.from_settings(project.settings), shots=shots)   # the project's, --shots wins
     if max(wanted) > targets.episodes:   # the outline is planned with enough episodes
         targets = replace(targets, episodes=max(wanted))
+    targets = replace(targets, min_episodes=max(wanted))   # and has them: the model cannot write fewer
     own_model = model is None
     if model is None:
         model = open_chat_model(settings.llm_settings(project), log_path=project.root / "state" / "llm-server.log")
