@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from tools.jobs import JobSpec, Role, WorkContext, WorkFn, WorkOutput
 # --------------------------------------------------------------------------- painter
 
 
-def panel_spec(request: PanelRequest, project: Project, *, model: str, label: str = "") -> JobSpec:
-    """A painter job for `request`; `model` names the painter and checkpoint (staleness, key)."""
+def _relative_inputs(project: Project) -> tuple[list[str], Callable[[Path | None], str | None]]:
+    """A job's input list and the function that adds a file to it (once), returning its
+    project-relative path (None stays None)."""
     inputs: list[str] = []
 
     def rel(path: Path | None) -> str | None:
@@ -35,6 +37,13 @@ def panel_spec(request: PanelRequest, project: Project, *, model: str, label: st
         if relative not in inputs:
             inputs.append(relative)
         return relative
+
+    return inputs, rel
+
+
+def panel_spec(request: PanelRequest, project: Project, *, model: str, label: str = "") -> JobSpec:
+    """A painter job for `request`; `model` names the painter and checkpoint (staleness, key)."""
+    inputs, rel = _relative_inputs(project)
 
     payload = dataclasses.asdict(request)
     payload["background_image"] = rel(request.background_image)
@@ -233,15 +242,7 @@ def preview_job(spec: Any, project: Project, *, label: str = "") -> JobSpec:
     it names (panels, layers, variants, takes, mouth tracks, clip frames, music, font) travels as a
     project-relative input, so the key follows the versioned files and the motion (camera moves,
     grade, effects, timing, seeds, size), and a finished key is never rendered again."""
-    inputs: list[str] = []
-
-    def rel(path: Path | None) -> str | None:
-        if path is None:
-            return None
-        relative = project.relative(path)
-        if relative not in inputs:
-            inputs.append(relative)
-        return relative
+    inputs, rel = _relative_inputs(project)
 
     shots = []
     for shot in spec.shots:
