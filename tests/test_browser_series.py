@@ -50,6 +50,13 @@ def two_episode_project(tmp_path: Path):
     return project
 
 
+def pick(page, label: str) -> None:
+    """Pick ``label`` in the episode picker and wait until the studio shows it back."""
+    page.locator("#episode-dd input").first.click()
+    page.get_by_role("option", name=label, exact=True).click()
+    page.wait_for_function("label => document.querySelector('#episode-dd input').value === label", arg=label)
+
+
 def test_pick_an_episode_see_the_series_board_and_the_credits(browser, tmp_path):  # noqa: F811
     project = two_episode_project(tmp_path)
     port = free_port()
@@ -58,7 +65,6 @@ def test_pick_an_episode_see_the_series_board_and_the_credits(browser, tmp_path)
         try:
             page = open_studio(browser, port, height=1400, timeout_s=40)
             page.locator("#header").get_by_text("Storyreel · Fox Rain").wait_for()
-            picker = page.locator("#episode-dd input").first
             page.wait_for_function("() => document.querySelector('#episode-dd input').value === 'Episode 2'")
 
             page.get_by_role("tab", name="Storyboard").click()
@@ -66,15 +72,13 @@ def test_pick_an_episode_see_the_series_board_and_the_credits(browser, tmp_path)
             board.get_by_text("scene-ep2-1-s1 · establishing · accepted").wait_for()
             assert "scene-ep1-1" not in board.inner_text()         # episode 2's shots only
 
-            picker.click()                                           # pick episode 1: its shots only
-            page.get_by_role("option", name="Episode 1").click()
+            pick(page, "Episode 1")                                  # its shots only
             board.get_by_text("scene-ep1-1-s1 · establishing · accepted").wait_for()
             assert "scene-ep2-1" not in board.inner_text()
             page.get_by_role("tab", name="Voices").click()
             page.wait_for_function("() => document.querySelector('#takes').innerText.includes('scene-ep1-1-l1')")
 
-            picker.click()                                           # and back to episode 2
-            page.get_by_role("option", name="Episode 2").click()
+            pick(page, "Episode 2")                                  # and back to episode 2
             page.get_by_role("tab", name="Storyboard").click()
             board.get_by_text("scene-ep2-1-s1 · establishing · accepted").wait_for()
             assert "scene-ep1-1" not in board.inner_text()

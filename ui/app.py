@@ -206,6 +206,33 @@ def _checking(pending: dict[str, Any] | None, voices: dict[str, Any]) -> bool:
     return bool((check or {}).get("pending")) or any((t.get("check") or {}).get("pending") for t in voices["takes"])
 
 
+def _board(s: Any, episode: int) -> tuple[list[tuple[str, str]], list[str], str]:
+    """The storyboard of ``episode``: (image, caption) per drawn shot, their shot ids, and the job table."""
+    shots, ids, job_rows = [], [], []
+    for entry in s.storyboard(episode):
+        for sh in entry["shots"]:
+            d = sh["shot"].data
+            caption = f"{sh['shot'].id} · {d.get('framing')} · {sh['status']}"
+            if sh.get("job"):     # a panel job a batch (or its card) queued: queued, running, ready, failed
+                caption += f" · job {sh['job']['words']}"
+                job_rows.append(f"| {sh['shot'].id} | {d.get('framing')} | {esc(sh['job']['words']).replace('|', '/')} |")
+            if sh["image"] is not None:
+                shots.append((str(sh["image"]), caption))
+                ids.append(sh["shot"].id)
+    for row in s.batch_jobs(episode):   # takes and scene motion a batch (or a card) queued
+        job_rows.append(f"| {row['item']} | {row['what']} | {esc(row['words']).replace('|', '/')} |")
+    table = "| item | framing / what | job |\n|---|---|---|\n" + "\n".join(job_rows) if job_rows else ""
+    return shots, ids, table
+
+
+def _cast_markdown(vo: dict[str, Any]) -> str:
+    """The Voices tab's cast list: each character's engine, rate and pitch."""
+    return "### Cast\n" + ("\n".join(
+        f"- **{r.data.get('name')}**: {r.data.get('engine')} · rate {r.data.get('rate')} · pitch "
+        f"{r.data.get('pitch_semitones'):+} st" + (" · robotic" if r.data.get("engine") == "espeak" else "")
+        for r in vo["cast"]) or "_no voices cast yet_")
+
+
 def _episode_choices(canon: Any, current: int) -> list[tuple[str, int]]:
     """The episode picker's choices: every episode of the series by number and title (and the one
     shown, also before there is an outline)."""
@@ -328,7 +355,7 @@ def build_app(studio: Studio) -> Any:
             gr.Markdown("The storyboard, voices, episode and credits tabs show the episode picked here; "
                         "the *Series* tab lists them all.", elem_id="episode-hint")
         with gr.Tabs():
-            with gr.Tab("Storyboard", elem_id="storyboard-tab"):
+            with gr.Tab("Storyboard", elem_id="storyboard-tab") as storyboard_tab:
                 board = gr.Gallery(label="Shots (click one to review or redraw it)", columns=8,
                                    height=420, allow_preview=False, object_fit="contain", elem_id="storyboard")
                 board_ids = gr.State([])
@@ -351,7 +378,7 @@ def build_app(studio: Studio) -> Any:
                 shown_job = gr.State("")
                 ticker = gr.Timer(1.0, active=False)   # ticks only while a render job runs
                 check_ticker = gr.Timer(2.0, active=False)   # ticks only while a take is being checked by ear
-            with gr.Tab("Voices"):
+            with gr.Tab("Voices", elem_id="voices-tab") as voices_tab:
                 voices_md = gr.Markdown(elem_id="voices")
                 takes_table = gr.Dataframe(headers=["line", "lang", "speaker", "text", "take", "status", "heard"],
                                            interactive=False, elem_id="takes")
@@ -427,28 +454,11 @@ def build_app(studio: Studio) -> Any:
             cands = (pending.get("data") or {}).get("candidates", []) if visual else []
             gallery = [(str(s.image_path(c["path"])), f"#{i + 1} · seed {c['seed']}") for i, c in enumerate(cands)]
             current = s.current_episode()
-            shots, ids = [], []
-            job_rows = []
-            for entry in s.storyboard(current):
-                for sh in entry["shots"]:
-                    d = sh["shot"].data
-                    caption = f"{sh['shot'].id} · {d.get('framing')} · {sh['status']}"
-                    if sh.get("job"):     # a panel job a batch (or its card) queued: queued, running, ready, failed
-                        caption += f" · job {sh['job']['words']}"
-                        job_rows.append(f"| {sh['shot'].id} | {d.get('framing')} | {esc(sh['job']['words']).replace('|', '/')} |")
-                    if sh["image"] is not None:
-                        shots.append((str(sh["image"]), caption))
-                        ids.append(sh["shot"].id)
-            for row in s.batch_jobs(current):   # takes and scene motion a batch (or a card) queued
-                job_rows.append(f"| {row['item']} | {row['what']} | {esc(row['words']).replace('|', '/')} |")
+            shots, ids, jobs_md = _board(s, current)
             audio_kind = shown.media == "audio"
             audio_cands = (pending.get("data") or {}).get("candidates", []) if audio_kind else []
             vo = s.voices()
-            cast_md = "### Cast\n" + ("\n".join(
-                f"- **{r.data.get('name')}**: {r.data.get('engine')} · rate {r.data.get('rate')} · pitch "
-                f"{r.data.get('pitch_semitones'):+} st" + (" · robotic" if r.data.get("engine") == "espeak" else "")
-                for r in vo["cast"]) or "_no voices cast yet_")
-            take_rows = _take_rows(vo)
+            cast_md, take_rows = _cast_markdown(vo), _take_rows(vo)
             preview = None
             if shown.media == "clip" and (pending.get("data") or {}).get("preview"):
                 try:
@@ -464,8 +474,7 @@ def build_app(studio: Studio) -> Any:
                     card: card_markdown(view.pending) + _cold_open_thumbs(s, pending),
                     candidates: gr.update(visible=bool(gallery), value=gallery or None, selected_index=0 if gallery else None),
                     bible: bible_markdown(records), outline: outline_markdown(s.outline()), board: shots,
-                    board_jobs: ("| item | framing / what | job |\n|---|---|---|\n" + "\n".join(job_rows)
-                                 if job_rows else ""),
+                    board_jobs: jobs_md,
                     board_ids: ids, record_dd: gr.update(choices=choices), ledger: rows,
                     accept: gr.update(interactive=deciding and bool(pending.get("data")) and not drafting),
                     edit: gr.update(interactive=deciding and editable(pending)),
@@ -646,6 +655,23 @@ def build_app(studio: Studio) -> Any:
 
         open_shot.__annotations__["evt"] = gr.SelectData
         board.select(open_shot, [board_ids], outputs)
+
+        def board_view() -> tuple[Any, ...]:
+            """The Storyboard tab on opening: the picked episode's shots as they are now."""
+            s = studio.session
+            return _board(s, s.current_episode()) if s is not None else ([], [], "")
+
+        storyboard_tab.select(board_view, None, [board, board_ids, board_jobs])
+
+        def voices_view() -> tuple[Any, ...]:
+            """The Voices tab on opening: the cast and the picked episode's takes as they are now."""
+            s = studio.session
+            if s is None:
+                return "", []
+            vo = s.voices()
+            return _cast_markdown(vo), _take_rows(vo)
+
+        voices_tab.select(voices_view, None, [voices_md, takes_table])
 
         def do_export() -> Any:
             try:
