@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memory.canon import KINDS, Canon, Commit, Record, now_iso
+from memory.canon import Canon, Commit, Record, now_iso
 from memory.errors import InputError, RecordNotFoundError
 from memory.faults import crash_point
 
@@ -195,22 +195,8 @@ class BranchCanon(Canon):
                 "to change it"
             )
 
-    def create(self, kind: str, data: dict, *, actor: str, record_id: str | None = None,
-               note: str = "") -> Record:
-        if kind not in KINDS:
-            raise InputError(f"unknown record kind {kind!r}; use one of {', '.join(KINDS)}")
-        payload = self._encode(data, kind)
-        self._check_actor(actor)
-        if record_id is not None:
-            self._check_id(record_id)
-        with self._write() as conn:
-            if record_id is None:
-                record_id = self._new_id(conn, kind, data)
-            elif self._exists(conn, record_id):
-                raise InputError(
-                    f"record id {record_id!r} already exists; revise it, or create without record_id"
-                )
-            return self._insert_revision(conn, record_id, kind, 1, payload, actor, False, note)
+    def _add_record(self, conn: sqlite3.Connection, record_id: str, kind: str) -> None:
+        pass        # main's records table stays untouched; `_insert_revision` adds the branch_records row
 
     def _exists(self, conn: sqlite3.Connection, record_id: str) -> bool:
         return bool(conn.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone()

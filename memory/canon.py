@@ -289,14 +289,20 @@ class Canon:
         with self._write() as conn:
             if record_id is None:
                 record_id = self._new_id(conn, kind, data)
-            elif conn.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone():
+            elif self._exists(conn, record_id):
                 raise InputError(
                     f"record id {record_id!r} already exists; revise it, or create without record_id"
                 )
-            conn.execute(
-                "INSERT INTO records(id, kind, current_rev) VALUES (?, ?, 1)", (record_id, kind)
-            )
+            self._add_record(conn, record_id, kind)
             return self._insert_revision(conn, record_id, kind, 1, payload, actor, False, note)
+
+    def _exists(self, conn: sqlite3.Connection, record_id: str) -> bool:
+        """Whether ``record_id`` is taken (a branch also counts its own records)."""
+        return bool(conn.execute("SELECT 1 FROM records WHERE id=?", (record_id,)).fetchone())
+
+    def _add_record(self, conn: sqlite3.Connection, record_id: str, kind: str) -> None:
+        """The records row of a new id at rev 1 (a branch keeps its own rows in `_insert_revision`)."""
+        conn.execute("INSERT INTO records(id, kind, current_rev) VALUES (?, ?, 1)", (record_id, kind))
 
     def revise(self, record_id: str, data: dict, *, actor: str, note: str = "") -> Record:
         """Store `data` as the record's next revision; older revisions stay as they were."""

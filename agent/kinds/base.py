@@ -113,6 +113,30 @@ def no_fallback(d: Draft) -> dict[str, Any]:
     raise KeyError(d.kind.name)
 
 
+def capable_model(llm: Any) -> bool:
+    """Whether ``llm`` is a configured model worth asking for judgement (never the embedded demo model)."""
+    return llm is not None and not getattr(llm, "is_demo", True)
+
+
+def model_or_offline(ctx: DirectorContext, pending: Pending, offline: dict[str, Any],
+                     ask: Callable[[], dict[str, Any]], *, what: str, fallback: str, offline_note: str
+                     ) -> dict[str, Any]:
+    """The model's draft (``ask``) when a capable model is configured, else ``offline``.
+
+    A model error or junk reply leaves ``offline`` and a warning on the card naming the error and
+    ``fallback`` (what the director sees instead); without a capable model the warning is ``offline_note``.
+    """
+    if not capable_model(ctx.llm):
+        pending["warnings"].append(offline_note)
+        return offline
+    try:
+        return ask()
+    except Exception as exc:  # noqa: BLE001 - junk or a broken reply: the offline draft, and the card says why
+        pending["warnings"].append(f"the model's {what} could not be used ({type(exc).__name__}: "
+                                   f"{str(exc)[:160]}); {fallback}")
+        return offline
+
+
 def _vision(canon: Canon) -> dict[str, Any] | None:
     """The director's accepted vision (agent.kinds.vision), stated in every later prompt."""
     rec = canon.live("vision")

@@ -26,7 +26,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.context import DirectorContext
 from agent.episodes import outline_count, planning_episodes, started_episodes
-from agent.kinds.base import CardCheck, Kind, add_card_check, names, propose_text, refresh_checks
+from agent.kinds.base import (
+    CardCheck,
+    Kind,
+    add_card_check,
+    capable_model,
+    model_or_offline,
+    names,
+    propose_text,
+    refresh_checks,
+)
 from agent.kinds.cards import esc
 from agent.state import DirectorState, Pending, Task
 from memory import continuity
@@ -77,10 +86,6 @@ def offline_draft(canon: Canon, episode: int) -> dict[str, Any]:
     return continuity.draft_facts(episode, scenes, cast=names(canon, "character"), props=names(canon, "prop"))
 
 
-def _capable(llm: Any) -> bool:
-    return llm is not None and not getattr(llm, "is_demo", True)
-
-
 FACTS_INSTRUCTION = (
     "Summarise episode {episode} for the next episode's writers (what happened, how it ends), and list "
     "its continuity facts: subject (a character or prop name, or 'world'), type (alive, present, dead, "
@@ -113,16 +118,10 @@ def _draft(kind: Kind, state: DirectorState, ctx: DirectorContext, task: Task, p
     draft = offline_draft(ctx.canon, episode)
     pending["retrieved"] = [r.id for r in episode_scenes(ctx.canon, episode)]
     pending["warnings"] = []
-    if _capable(ctx.llm):
-        try:
-            draft = _model_draft(ctx, episode, draft, int(pending.get("seed") or 0))
-        except Exception as exc:  # noqa: BLE001 - junk or a broken reply: the offline draft, and the card says why
-            pending["warnings"].append(f"the model's facts could not be used ({type(exc).__name__}: "
-                                       f"{str(exc)[:160]}); this is the offline draft from the scenes' words")
-    else:
-        pending["warnings"].append("drafted offline from the scenes' words: check every fact, edit or add what "
-                                   "it missed")
-    pending["data"] = draft
+    pending["data"] = model_or_offline(
+        ctx, pending, draft, lambda: _model_draft(ctx, episode, draft, int(pending.get("seed") or 0)),
+        what="facts", fallback="this is the offline draft from the scenes' words",
+        offline_note="drafted offline from the scenes' words: check every fact, edit or add what it missed")
 
 
 def _propose(kind: Kind, state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending
@@ -191,7 +190,7 @@ def _checked_scene(canon: Canon, kind: str, data: dict[str, Any]) -> dict[str, A
 def model_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, data: dict[str, Any]) -> list[str]:
     """The configured model's continuity check of a scene or shot-plan card of episode 2 on
     (`ask_model`)."""
-    if ctx is None or not _capable(ctx.llm) or kind not in ("scene", "shots"):
+    if ctx is None or not capable_model(ctx.llm) or kind not in ("scene", "shots"):
         return []
     scene = _checked_scene(canon, kind, data)
     episode = (scene or {}).get("episode")
@@ -276,7 +275,7 @@ def card_warnings(canon: Canon, ctx: DirectorContext | None, kind: str, pending:
     scene_number = number if isinstance(number, int) else None
     found = [str(w) for w in continuity.check_panel(continuity.all_facts(canon), episode, request,
                                                     scene=scene_number)]
-    if _capable(ctx.llm):
+    if capable_model(ctx.llm):
         found += ask_model(canon, ctx, "panel (the picture's description)", episode, scene_number,
                            panel_shown(request))
     return found

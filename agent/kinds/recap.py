@@ -28,7 +28,7 @@ from langgraph.types import Command
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from agent.context import DirectorContext, as_project
-from agent.kinds.base import Kind, decide_fields, problems_text, propose_text
+from agent.kinds.base import Kind, decide_fields, model_or_offline, problems_text, propose_text
 from agent.kinds.cards import esc
 from agent.state import DirectorState, Pending, Task
 from memory.canon import Canon, Record
@@ -321,10 +321,6 @@ def _declined(ctx: DirectorContext, episode: int) -> bool:
     return episode in seen.episodes
 
 
-def _capable(llm: Any) -> bool:
-    return llm is not None and not getattr(llm, "is_demo", True)
-
-
 INSTRUCTION = (
     "Choose a 'previously on' of {lo:g}-{hi:g} s for episode {episode}: {n_lo}-{n_hi} picks from the accepted "
     "shots of episode {before} below, in playing order, ending on its cliffhanger; prefer shots with dialogue and "
@@ -360,17 +356,12 @@ def _draft(kind: Kind, state: DirectorState, ctx: DirectorContext, task: Task, p
     table = source_shots(ctx.canon, ctx.project, episode - 1)
     pending["retrieved"] = list(dict.fromkeys(table))
     pending["warnings"] = []
-    draft = draft_cold_open(ctx.canon, ctx.project, episode)
-    if _capable(ctx.llm):
-        try:
-            draft = _model_draft(ctx, episode, table, int(pending.get("seed") or 0))
-        except Exception as exc:  # noqa: BLE001 - junk or a broken reply: the offline picks, and the card says why
-            pending["warnings"].append(f"the model's picks could not be used ({type(exc).__name__}: "
-                                       f"{str(exc)[:160]}); these are the offline picks (the cliffhanger last)")
-    else:
-        pending["warnings"].append("picked offline: the cliffhanger's shot last, dialogue and close-ups of the last "
-                                   "scene first; Edit to change the picks or their times")
-    pending["data"] = draft
+    pending["data"] = model_or_offline(
+        ctx, pending, draft_cold_open(ctx.canon, ctx.project, episode),
+        lambda: _model_draft(ctx, episode, table, int(pending.get("seed") or 0)),
+        what="picks", fallback="these are the offline picks (the cliffhanger last)",
+        offline_note="picked offline: the cliffhanger's shot last, dialogue and close-ups of the last scene first; "
+                     "Edit to change the picks or their times")
 
 
 def _propose(kind: Kind, state: DirectorState, ctx: DirectorContext, task: Task, pending: Pending

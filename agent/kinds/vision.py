@@ -37,6 +37,7 @@ from agent.kinds.base import (
     CardCheck,
     Kind,
     add_card_check,
+    capable_model,
     decide_fields,
     nothing_retrieved,
     propose_text,
@@ -498,12 +499,6 @@ def _model_drift(ctx: DirectorContext, vision: dict[str, Any], kind: str, data: 
     return [f"{r} (the model's reading)" for r in reasons] or ["the model reads it as off your vision"]
 
 
-def _capable(llm: Any) -> bool:
-    from agent.kinds.facts import _capable as capable
-
-    return capable(llm)
-
-
 def drift_warnings(canon: Canon, ctx: DirectorContext | None, pending: Pending) -> list[str]:
     """The card's drift from the accepted vision: never-rules, then (capable model, a vision beyond
     the premise) the model's reading."""
@@ -513,7 +508,7 @@ def drift_warnings(canon: Canon, ctx: DirectorContext | None, pending: Pending) 
         return []
     found = rule_breaches(list(vision.get("never") or []), data)
     rich = any(vision.get(k) for k in ("themes", "emotional_core", "tone_references", "never"))
-    if ctx is not None and rich and _capable(getattr(ctx, "llm", None)):
+    if ctx is not None and rich and capable_model(getattr(ctx, "llm", None)):
         found += _model_drift(ctx, vision, str(pending.get("kind") or ""), data)
     return found
 
