@@ -21,6 +21,7 @@ from memory.canon import Canon, Record
 from memory.errors import InputError, RecordNotFoundError
 from memory.faults import crash_point
 from tools.backends.protocols import SpeechRequest, VoiceProfile
+from tools.speech_text import speakable
 
 PRIMARY_LANGUAGE = "en"
 LANGUAGES = {"english": "en", "japanese": "ja", "chinese": "zh", "mandarin": "zh", "korean": "ko",
@@ -244,7 +245,7 @@ def synthesize(ctx: DirectorContext, profile: VoiceProfile, text: str, emotion: 
     from tools.lipsync import track_path
 
     entries, _ = lexicon(ctx.canon)
-    spoken = apply_lexicon(text, entries)
+    spoken = apply_lexicon(speakable(text), entries)
     out.parent.mkdir(parents=True, exist_ok=True)
     raw = out.with_suffix(".raw.wav")
     synth = ctx.voices.synth_for(profile)
@@ -348,7 +349,7 @@ def take_speech(ctx: DirectorContext, task: Task, *, attempt: int, overrides: di
     step) and the take's plan. Its job key is the text, voice, emotion, language and seed."""
     plan = _take_plan(ctx, task, attempt=attempt, overrides=overrides)
     entries, _ = lexicon(ctx.canon)
-    request = SpeechRequest(text=apply_lexicon(plan["spoken"], entries), language=plan["language"],
+    request = SpeechRequest(text=apply_lexicon(speakable(plan["spoken"]), entries), language=plan["language"],
                             profile=plan["profile"], emotion=str(plan["line"].get("emotion", "neutral")),
                             seed=attempt)
     return request, plan
@@ -490,8 +491,8 @@ def translation_messages(canon: Canon, scene: Record, language: str) -> list[dic
     names = [str(r.data.get("name")) for r in canon.list("character")]
     lines = "\n".join(f"{i}. {ln.get('speaker')} ({ln.get('emotion')}): {ln.get('line')}"
                       for i, ln in enumerate(scene.data.get("lines", []), 1))
-    rules = [f"Translate each dialogue line into {LANGUAGE_NAMES.get(language, language)}, same order, "
-             "one string per line, spoken and natural, about as long to say as the original."]
+    rules = [(f"Translate each dialogue line into {LANGUAGE_NAMES.get(language, language)}, same order, "
+             "one string per line, spoken and natural, about as long to say as the original.")]
     if terms:
         rules.append("Glossary (always use these): " + "; ".join(f"{t['term']} → {t[language]}" for t in terms))
     rules.append("Keep character names as in the glossary, else unchanged: " + ", ".join(names))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from memory.errors import BackendError, InputError
+from tools.speech_text import speakable
 
 #: A take whose word error rate is above this is flagged on its card.
 WER_FLAG = 0.25
@@ -113,7 +114,7 @@ def words_of(text: str) -> list[str]:
     """Lower-case words without punctuation or accents ("Don't!" -> ["don't"]); CJK by character."""
     plain = "".join(  # accents off Latin letters only: a kana's voicing mark is part of the word
         "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c)) if ord(ch) < 0x250
-        else ch for ch in unicodedata.normalize("NFKC", text or "")).lower().replace("’", "'")
+        else ch for ch in unicodedata.normalize("NFKC", speakable(text))).lower().replace("’", "'")
     words = []
     for token in _WORD.findall(plain):
         if any("\u3040" <= ch <= "\u9fff" for ch in token):   # kana and kanji: no spaces to split on
