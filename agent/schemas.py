@@ -73,7 +73,8 @@ class SeriesProposal(_Proposal):
 
 def proper_name(value: Any) -> Any:
     """A name as canon keeps it (a character, place or prop): surrounding quotes and spaces gone,
-    inner double quotes as single ones, no backslashes or control characters (they end up in the
+    inner double quotes as single ones, markdown marks (``**``, ``_``, ``#``) and stray quotes or
+    commas at the edges gone, no backslashes or control characters (they end up in the
     enum grammar of a constrained server, where llama.cpp cannot take them); ValueError when no
     letter or digit is left."""
     if not isinstance(value, str):
@@ -82,6 +83,9 @@ def proper_name(value: Any) -> Any:
     while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":   # "Ren", 'Ren'
         text = text[1:-1].strip()
     text = text.replace('"', "'")
+    text = re.sub(r"[*_#~`|<>\[\]{}=^]+", " ", text)       # markdown and markup marks: **Ren**, _The_
+    text = re.sub(r"(?<!\w)'(?!\w)", "", text)               # a quote left alone between marks or spaces
+    text = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(text.split())).strip(" ,;:-")
     if not re.search(r"\w", text):
         raise ValueError(f"the name {value!r} has no letters; give it a real name")
     return text

@@ -30,6 +30,14 @@ from agent.schemas import (
     ("tab\there", "tab here"),
     ("美咲", "美咲"),
     ("R2", "R2"),
+    ("Luna*Eira**', the Luminaria _The", "Luna Eira, the Luminaria The"),   # the demo model's markdown
+    ("**Ren**", "Ren"),
+    ("_Aiko_", "Aiko"),
+    ("# Hero", "Hero"),
+    ("Mary-Jane", "Mary-Jane"),
+    ("the Lost's Sorrow", "the Lost's Sorrow"),
+    ("Dr. Ko,", "Dr. Ko"),
+    ("[Kai]", "Kai"),
 ])
 def test_proper_name_cleans(raw, name):
     assert proper_name(raw) == name
