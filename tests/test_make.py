@@ -38,10 +38,11 @@ def test_make_needs_auto_accept(tmp_path):
 @pytest.mark.slow
 def test_make_end_to_end_on_embedded_defaults(tmp_path):
     """Two episodes on the embedded model (one run serves both checks: CI time): each a valid MP4
-    with its captions, timeline and contact sheet, the story so far between them, all `auto`."""
+    with its captions, timeline and contact sheet, the story so far between them, all `auto`.
+    `--redos 0`: a card the small model fails falls back at once (the redo loop has its own test)."""
     project = tmp_path / "fox-rain"
     out = make("A shrine maiden who hears rain spirits must stop a storm that erases memories.",
-               "--project", str(project), "--auto-accept", "--shots", "1", "--episodes", "2")
+               "--project", str(project), "--auto-accept", "--shots", "1", "--episodes", "2", "--redos", "0")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for ep in ("ep01", "ep02"):
         mp4 = project / "renders" / ep / "episode.mp4"
@@ -157,6 +158,28 @@ def test_the_writers_room_never_dead_ends_on_model_junk(tmp_path, case):
         cast = {r.data["name"] for r in s.canon.list("character")}
         assert scene["lines"] and {ln["speaker"] for ln in scene["lines"]} <= cast | {"Narrator"}
         assert "&#" not in json.dumps([r.data for r in s.canon.list()])
+
+
+@pytest.mark.parametrize("redos", [0, 1, 3])
+def test_a_failed_card_is_redone_redos_times_then_its_safe_draft_is_accepted(tmp_path, redos):
+    """`make --redos N`: each card the model keeps failing is redone N times, then falls back."""
+    premise, junk = PREMISES["prose-and-empty-plans"]
+    project = create_project(tmp_path, "Junk", targets=make_targets(1).as_settings())
+    lines: list[str] = []
+    with DirectorSession(project, JunkModel(junk), targets=Targets.from_settings(project.settings),
+                         actor="auto") as s:
+        s.start()
+        decide_all(s, s.send(premise), lines.append, redos=redos)
+        redone = [e for e in s.ledger.entries() if e["action"] == "redo" and e.get("kind") == "location"]
+        fell_back = [e for e in s.ledger.entries() if e["action"] == "fallback" and e.get("kind") == "location"]
+    assert len(redone) == redos and fell_back
+    assert sum(f"fallback after {redos} redos" in line for line in lines) >= 1
+
+
+@pytest.mark.parametrize("value", ["-1", "11"])
+def test_make_refuses_redos_out_of_range_naming_it(tmp_path, value):
+    out = make("A premise.", "--project", str(tmp_path / "p"), "--auto-accept", "--redos", value, timeout=120)
+    assert out.returncode != 0 and f"--redos {value}" in out.stdout + out.stderr
 
 
 def test_make_writes_its_targets_into_the_project_it_creates(tmp_path):

@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                       help="your vision of the series, the first card (TOML with premise, themes, emotional_core, "
                            "tone_references, never; or Markdown/text with those headings); accepted as yours. "
                            "Without it the premise is the vision, accepted as 'auto'")
+    make.add_argument("--redos", type=int, default=3, metavar="N",
+                      help="redo a card the model failed up to N times before its safe draft is accepted "
+                           "(logged as a fallback; default 3, 0 to 10; fewer is faster on a small model)")
     make.add_argument("--language", default="en", help="caption/voice language of the cut (default en)")
     make.add_argument("--music", type=Path, default=None, help="a music bed (any audio file); default none")
     make.add_argument("--jobs", choices=("inprocess", "ray"), default=None,
@@ -198,7 +201,7 @@ def cmd_make(settings: Settings, args: argparse.Namespace) -> int:
     return run_make(settings, args.premise, args.project, shots=args.shots, language=args.language,
                     music=args.music, jobs=getattr(args, "jobs", None) or "settings", episodes=args.episodes,
                     episode=args.episode, cold_open=bool(getattr(args, "cold_open", False)),
-                    vision=getattr(args, "vision", None))
+                    vision=getattr(args, "vision", None), redos=getattr(args, "redos", 3))
 
 
 def cmd_reindex(settings: Settings) -> int:

@@ -67,7 +67,7 @@ def open_or_create(path: Path, *, shots: int = 4, episodes: int = 1):
 def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shots: int = 4, language: str = "en",
              music: Path | None = None, out: TextIO = sys.stdout, model: ChatModel | None = None,
              jobs: str | None = "settings", episodes: int = 1, episode: int | None = None,
-             cold_open: bool = False, vision: Path | None = None) -> int:
+             cold_open: bool = False, vision: Path | None = None, redos: int = MAX_REDOS) -> int:
     """Run the pipeline to finished episodes: 1…`episodes` (each started in turn, with the story so
     far of the one before accepted between them), or only `episode` of an existing series. Each
     episode is rendered to renders/epNN/. `model`: a ChatModel to use instead of the configured
@@ -77,7 +77,8 @@ def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shot
     proposed before its cut and accepted as `auto`; one that cannot be made is said and left out.
     `vision`: the director's vision file (`--vision`, agent.kinds.vision.parse_vision_file), the
     first card of a new project, accepted as theirs (actor `human`); without it the premise is the
-    vision, accepted as `auto`."""
+    vision, accepted as `auto`. `redos`: how many times a failed card is redone before its safe
+    draft is accepted (`--redos`; 0 accepts the safe draft at the first failure)."""
     from agent.brain import close_chat_model, open_chat_model
     from ui.session import open_session
 
@@ -85,6 +86,8 @@ def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shot
         raise InputError(f"--shots {shots}: choose 1 to 12 shots")
     if not 1 <= episodes <= 12:
         raise InputError(f"--episodes {episodes}: choose 1 to 12 episodes")
+    if not 0 <= redos <= 10:
+        raise InputError(f"--redos {redos}: choose 0 to 10 redos of a failed card")
     if episode is not None and episode < 1:
         raise InputError(f"--episode {episode}: use the episode number to make (2, 3, …)")
     wanted = [episode] if episode is not None else list(range(1, episodes + 1))
@@ -127,9 +130,9 @@ def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shot
                     say(f"— Episode {number} —")
                 if number > 1:
                     view = session.start_episode(number)
-                view = decide_all(session, view, say)
+                view = decide_all(session, view, say, redos=redos)
                 if cold_open and number > 1:
-                    view = _add_cold_open(session, view, number, say)
+                    view = _add_cold_open(session, view, number, say, redos=redos)
                 _cut(session, project, number, language, music, say, out, t0)
     finally:
         if own_model:
@@ -138,7 +141,7 @@ def run_make(settings: Settings, premise: str | None, project_dir: Path, *, shot
 
 
 def _add_cold_open(session: DirectorSession, view: SessionView, episode: int,
-                   say: Callable[[str], None]) -> SessionView:
+                   say: Callable[[str], None], *, redos: int = MAX_REDOS) -> SessionView:
     """Episode `episode`'s "previously on", accepted as `auto`; one that cannot be made is said."""
     from agent.kinds.recap import cold_open_id
 
@@ -149,7 +152,7 @@ def _add_cold_open(session: DirectorSession, view: SessionView, episode: int,
     except InputError as exc:
         say(f"  ! no 'previously on' for episode {episode}: {exc}")
         return view
-    return decide_all(session, view, say)
+    return decide_all(session, view, say, redos=redos)
 
 
 def _cut(session: DirectorSession, project: Any, episode: int, language: str, music: Path | None,
@@ -196,12 +199,13 @@ def _vision_first(session: DirectorSession, view: SessionView, vision: dict[str,
     return view
 
 
-def decide_all(session: DirectorSession, view: SessionView, say: Callable[[str], None]) -> SessionView:
+def decide_all(session: DirectorSession, view: SessionView, say: Callable[[str], None], *,
+               redos: int = MAX_REDOS) -> SessionView:
     """Accept every proposal as `auto` until the agent waits for input. A failed card is redone
-    MAX_REDOS times, then its safe draft is accepted (`accept_fallback`); BackendError names a card
+    ``redos`` times (MAX_REDOS by default), then its safe draft is accepted (`accept_fallback`); BackendError names a card
     that failed without one."""
     t0 = time.perf_counter()
-    step, redos = 0, 0
+    step, tries = 0, 0
     while view.awaiting_decision:
         pending = dict(view.pending or {})
         kind, title = pending.get("kind"), pending.get("title", "")
@@ -215,20 +219,20 @@ def decide_all(session: DirectorSession, view: SessionView, say: Callable[[str],
                                    "still drafting in the project, open `storyreel studio` to follow it")
             continue
         if pending.get("failure") or not pending.get("data"):
-            redos += 1
-            if redos > MAX_REDOS and pending.get("draft"):
+            tries += 1
+            if tries > redos and pending.get("draft"):
                 step += 1
                 view = accept_fallback(session, pending)
-                say(f"[{step:3d}] {kind:<11} fallback after {MAX_REDOS} redos: "
+                say(f"[{step:3d}] {kind:<11} fallback after {redos} redos: "
                     f"{'; '.join(pending.get('fallbacks') or [])[:160]}")
-                redos = 0
+                tries = 0
                 continue
-            if redos > MAX_REDOS:
-                raise BackendError(f"{title}: {pending.get('failure')} (after {MAX_REDOS} redos)")
-            say(f"  ! {title}: {pending.get('failure')} — redo {redos}/{MAX_REDOS}")
+            if tries > redos:
+                raise BackendError(f"{title}: {pending.get('failure')} (after {redos} redos)")
+            say(f"  ! {title}: {pending.get('failure')} — redo {tries}/{redos}")
             view = session.decide({"type": "redo", "proposal_id": pending.get("proposal_id", "")})
             continue
-        redos = 0
+        tries = 0
         step += 1
         view = session.decide({"type": "accept", "proposal_id": pending.get("proposal_id", "")})
         last = next((m["content"] for m in reversed(view.messages) if m["content"].startswith(
