@@ -20,6 +20,7 @@ from agent.voices import PRIMARY_LANGUAGE, line_text, take_id
 from memory.canon import Canon, Record
 from memory.errors import InputError, StoryreelError
 from memory.project import Project
+from tools.speech_text import speakable
 
 LEAD_IN_S = 0.35      # silence before a shot's first line
 GAP_S = 0.25          # between lines in one shot
@@ -95,7 +96,7 @@ def shot_timing(canon: Canon, project_root: Project | Path, scene: Record, shot:
         dur = float(take.data.get("duration_s", 0))
         if dur <= 0:
             raise InputError(f"the take of {line['id']} ({wav}) has zero length; redo or upload it")
-        text = line_text(canon, line, language) or str(line.get("line", ""))
+        text = speakable(line_text(canon, line, language) or str(line.get("line", "")))   # as it was said
         cues.append((wav, t, t + dur, text, str(line.get("speaker", ""))))
         t += dur + GAP_S
     spoken = (t - GAP_S + TAIL_S) if cues else 0.0
