@@ -23,6 +23,10 @@ convs; ConvInteger with int8 weights ~3x more), so the shipped int8 weights are 
 arena or no spinning made no difference beyond noise (no arena: ~10 % slower). Capping the predicted
 lead-in silence (~0.3-0.5 s rendered, then cut to EDGE_S) would save ~6 % but made Whisper lose the
 first word of a line (the vocoder needs that lead-in), so the graph is left as shipped.
+Runtimes, same feeds, one thread, idle machine (CPU seconds / seconds of audio): onnxruntime 1.32.0
+0.85-0.94, 1.31.1 0.92, 1.29.0 2.2, 1.26.0 2.0, 1.23.2 2.3, 1.20.1 1.9; OpenVINO 2026.4 on the same
+ONNX file 1.24 (and an 11 s load). The ConvInteger nodes of the vocoder's last stage ([128, 128, 11] on
+~20,000 frames) alone take ~27 %. The issue's "~0.55" was not reproduced on this CPU.
 """
 from __future__ import annotations
 
