@@ -259,7 +259,7 @@ def test_a_failed_card_with_a_salvaged_draft_opens_the_form_from_it():
              "voice_notes": ""}
     request = {"kind": "character", "failure": "junk", "data": None, "draft": draft,
                "fallbacks": ["role: default 'fox' (the model wrote nothing)"], "attempt": 1}
-    assert "Edit starts from a safe draft (role: default 'fox'" in card_markdown(request)
+    assert "**Accept** takes a safe draft (role: default 'fox'" in card_markdown(request)
     # the form adds an empty look-variant row (dropped again when it stays empty)
     assert blank_proposal(request) == {**draft, "looks": [ef.skeleton(LookVariant, rows=False)]}
     assert ef.start_data(PROPOSAL_MODELS["character"], request["draft"]) == blank_proposal(request)

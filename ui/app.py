@@ -22,6 +22,7 @@ from ui.cards import (
     card_markdown,
     editable,
     outline_markdown,
+    safe_draft,
     shot_label,
 )
 from ui.settings import Settings
@@ -476,7 +477,8 @@ def build_app(studio: Studio) -> Any:
                     bible: bible_markdown(records), outline: outline_markdown(s.outline()), board: shots,
                     board_jobs: jobs_md,
                     board_ids: ids, record_dd: gr.update(choices=choices), ledger: rows,
-                    accept: gr.update(interactive=deciding and bool(pending.get("data")) and not drafting),
+                    accept: gr.update(interactive=deciding and not drafting
+                                      and (bool(pending.get("data")) or safe_draft(pending) is not None)),
                     edit: gr.update(interactive=deciding and editable(pending)),
                     redo: gr.update(interactive=deciding), reject: gr.update(interactive=deciding),
                     retry: gr.update(visible=view.stalled or job_failed, interactive=view.stalled or job_failed),

@@ -17,6 +17,14 @@ def editable(request: dict[str, Any] | None) -> bool:
     return bool(request) and lookup(request.get("kind")).edit != "none"   # type: ignore[union-attr]
 
 
+def safe_draft(request: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The safe draft a failed field card offers (its usable fields plus named defaults), which
+    Accept takes as the director's edit; None where the card did not fail or has no form."""
+    if not request or not request.get("failure") or request.get("data") or not request.get("draft"):
+        return None
+    return dict(request["draft"]) if editable(request) else None
+
+
 def _failure_help(request: dict[str, Any]) -> str:
     """What the director can do about a failed proposal: only actions the card really offers."""
     return lookup(request.get("kind")).failure_help
@@ -60,7 +68,7 @@ def card_markdown(request: dict[str, Any] | None) -> str:
         parts.append(f"**⚠ The model failed:** {_esc(request['failure'])}\n\n{_failure_help(request)}")
         if request.get("draft") and editable(request):
             used = "; ".join(_esc(f) for f in request.get("fallbacks") or []) or "its usable fields"
-            parts.append(f"Edit starts from a safe draft ({used}).")
+            parts.append(f"**Accept** takes a safe draft ({used}); **Edit** starts from it.")
     if request.get("diff"):
         parts.append(diff_markdown(request["diff"]))
     if request.get("data"):

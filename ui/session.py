@@ -22,6 +22,7 @@ from memory.errors import InputError, PathOutsideProjectError, RecordNotFoundErr
 from memory.ledger import Ledger
 from memory.project import Project, ProjectLock
 from memory.transcript import Transcript, transcript_path, trim_checkpoints
+from ui.cards import safe_draft
 
 THREAD_ID = "writers-room"
 CHAT_HISTORY = 400    # messages the chat shows (the transcript keeps all of them)
@@ -411,6 +412,9 @@ class DirectorSession:
             if checked.get("type") == "jobs_done":
                 raise InputError("jobs_done is the session's own decision (a drafting card's jobs are done); "
                                  "accept, reject, redo or skip instead")
+            if checked.get("type") == "accept" and safe_draft(pending) is not None:
+                # a failed card's Accept takes the safe draft it shows, as the director's edit
+                checked = {**checked, "type": "edit", "data": safe_draft(pending)}
             if checked.get("type") in ("reject", "redo", "skip"):
                 self._drop_drafts(pending)   # the card is redrawn or left: its jobs are not needed
                                              # (an `open` stashes the card: its jobs go on)

@@ -17,7 +17,7 @@ from ui.cards import bible_text, card_markdown
 from ui.settings import Settings
 
 HELP = """Commands:
-  /accept                 accept the proposal on the card
+  /accept                 accept the proposal on the card (a failed card: its safe draft)
   /edit FIELD VALUE       change one field, then accept (lists: comma-separated)
   /edit {"field": ...}    change several fields (JSON), then accept
   /reject NOTE            reject; the agent revises using your note
