@@ -244,7 +244,8 @@ def propose_text(kind: Kind, state: DirectorState, ctx: DirectorContext, task: T
             if not pending["failure"] else f"I could not make a {kind.title.lower()} proposal: "
             f"{pending['failure']}. Press Redo to try again, or edit the fields yourself"
             + (" (the form starts from what the model got right, with safe defaults for "
-               f"{', '.join(f.split(':')[0] for f in pending.get('fallbacks') or []) or 'nothing'})."
+               f"{', '.join(f.split(':')[0] for f in pending.get('fallbacks') or []) or 'nothing'}; "
+               "Accept takes that safe draft as it is)."
                if pending.get("draft") else "."))
     return Command(goto="review", update={"pending": pending, "review_error": None,
                                           "messages": [{"role": "assistant", "content": text}]})
