@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_serializer
 
+from tools.speech_text import speakable
+
 Short = Field(min_length=1, max_length=80)
 
 
@@ -83,9 +85,8 @@ def proper_name(value: Any) -> Any:
     while len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":   # "Ren", 'Ren'
         text = text[1:-1].strip()
     text = text.replace('"', "'")
-    text = re.sub(r"[*_#~`|<>\[\]{}=^]+", " ", text)       # markdown and markup marks: **Ren**, _The_
-    text = re.sub(r"(?<!\w)'(?!\w)", "", text)               # a quote left alone between marks or spaces
-    text = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(text.split())).strip(" ,;:-")
+    text = re.sub(r"(?<!\w)'(?!\w)", "", speakable(text))   # markdown marks gone, then a quote left alone
+    text = speakable(text).strip(" ,;:-")                      # the spaces that quote left, and edge commas
     if not re.search(r"\w", text):
         raise ValueError(f"the name {value!r} has no letters; give it a real name")
     return text
